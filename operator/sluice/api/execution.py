@@ -1,0 +1,225 @@
+"""TestExecution spec and status, as in the API contract (shared/API.md)."""
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+from typing import Literal
+
+from pydantic import Field
+
+from .common import WireModel
+
+
+class Priority(str, Enum):
+    critical = "critical"
+    high = "high"
+    normal = "normal"
+    low = "low"
+
+    @property
+    def rank(self) -> int:
+        """0 is the most urgent class."""
+        return PRIORITY_ORDER.index(self)
+
+
+PRIORITY_ORDER = [Priority.critical, Priority.high, Priority.normal, Priority.low]
+
+
+class Phase(str, Enum):
+    Pending = "Pending"
+    Queued = "Queued"
+    Running = "Running"
+    BackingOff = "BackingOff"
+    Succeeded = "Succeeded"
+    Failed = "Failed"
+    TimedOut = "TimedOut"
+    Cancelled = "Cancelled"
+    Rejected = "Rejected"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL_PHASES
+
+
+TERMINAL_PHASES = frozenset({Phase.Succeeded, Phase.Failed, Phase.TimedOut, Phase.Cancelled, Phase.Rejected})
+
+FailureClass = Literal["InfrastructureError", "PodEvicted", "BrowserCrash", "TestFailure"]
+
+
+class InlineSource(WireModel):
+    files: dict[str, str]
+
+
+class NameRef(WireModel):
+    name: str
+    optional: bool | None = None
+
+
+class GitSource(WireModel):
+    url: str
+    ref: str | None = None
+    path: str | None = None
+    secret_ref: NameRef | None = None
+
+
+class ImageSource(WireModel):
+    path: str
+
+
+class Source(WireModel):
+    inline: InlineSource | None = None
+    config_map: NameRef | None = None
+    git: GitSource | None = None
+    image: ImageSource | None = None
+
+    @property
+    def kind(self) -> str:
+        for name in ("inline", "config_map", "git", "image"):
+            if getattr(self, name) is not None:
+                return "configMap" if name == "config_map" else name
+        return "none"
+
+
+class Backoff(WireModel):
+    initial_seconds: int | None = None
+    factor: float | None = None
+    max_seconds: int | None = None
+
+
+class Retries(WireModel):
+    limit: int | None = None
+    backoff: Backoff | None = None
+    retry_on: list[FailureClass] | None = None
+
+
+class KeyRef(WireModel):
+    name: str
+    key: str
+    optional: bool | None = None
+
+
+class EnvValueFrom(WireModel):
+    secret_key_ref: KeyRef | None = None
+    config_map_key_ref: KeyRef | None = None
+
+
+class EnvVar(WireModel):
+    name: str
+    value: str | None = None
+    value_from: EnvValueFrom | None = None
+
+
+class EnvFrom(WireModel):
+    prefix: str | None = None
+    secret_ref: NameRef | None = None
+    config_map_ref: NameRef | None = None
+
+
+class Toleration(WireModel):
+    key: str | None = None
+    operator: str | None = None
+    value: str | None = None
+    effect: str | None = None
+    toleration_seconds: int | None = None
+
+
+class Resources(WireModel):
+    requests: dict[str, int | str] | None = None
+    limits: dict[str, int | str] | None = None
+
+
+class RunnerOverrides(WireModel):
+    image: str | None = None
+    image_pull_policy: str | None = None
+    service_account_name: str | None = None
+    resources: Resources | None = None
+    env: list[EnvVar] | None = None
+    env_from: list[EnvFrom] | None = None
+    node_selector: dict[str, str] | None = None
+    tolerations: list[Toleration] | None = None
+    pod_labels: dict[str, str] | None = None
+    pod_annotations: dict[str, str] | None = None
+
+
+class S3Target(WireModel):
+    bucket: str
+    prefix: str | None = None
+    endpoint: str | None = None
+    region: str | None = None
+    secret_ref: NameRef | None = None
+
+
+class Artifacts(WireModel):
+    s3: S3Target | None = None
+
+
+class TestExecutionSpec(WireModel):
+    queue: str = "default"
+    priority: Priority = Priority.normal
+    framework: Literal["playwright-python", "playwright-node"] = "playwright-python"
+    source: Source
+    args: list[str] = Field(default_factory=list)
+    base_url: str | None = Field(default=None, alias="baseURL")
+    shards: int = 1
+    timeout_seconds: int | None = None
+    queue_timeout_seconds: int = 0
+    retries: Retries | None = None
+    runner: RunnerOverrides | None = None
+    artifacts: Artifacts | None = None
+    cancel: bool = False
+
+
+class Condition(WireModel):
+    type: str
+    status: Literal["True", "False", "Unknown"]
+    reason: str | None = None
+    message: str | None = None
+    last_transition_time: datetime | None = None
+    observed_generation: int | None = None
+
+
+class AttemptRecord(WireModel):
+    attempt: int
+    job_name: str | None = None
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    outcome: str | None = None
+    reason: str | None = None
+    exit_code: int | None = None
+    message: str | None = None
+
+
+class Results(WireModel):
+    total: int = 0
+    passed: int = 0
+    failed: int = 0
+    skipped: int = 0
+    flaky: int = 0
+    duration_seconds: float | None = None
+
+
+class ArtifactLinks(WireModel):
+    url: str | None = None
+    report: str | None = None
+    junit: str | None = None
+    traces: list[str] = Field(default_factory=list)
+    videos: list[str] = Field(default_factory=list)
+    screenshots: list[str] = Field(default_factory=list)
+
+
+class TestExecutionStatus(WireModel):
+    phase: Phase | None = None
+    reason: str | None = None
+    message: str | None = None
+    queue_position: int | None = None
+    queued_at: datetime | None = None
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    next_attempt_at: datetime | None = None
+    attempt: int | None = None
+    job_name: str | None = None
+    observed_generation: int | None = None
+    attempts: list[AttemptRecord] = Field(default_factory=list)
+    results: Results | None = None
+    artifacts: ArtifactLinks | None = None
+    conditions: list[Condition] = Field(default_factory=list)

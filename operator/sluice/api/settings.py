@@ -1,0 +1,50 @@
+"""Operator settings, read from SLUICE_* environment variables (set by the Helm chart)."""
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything the operator reads from its environment; the chart sets each from values."""
+
+    model_config = SettingsConfigDict(env_prefix="SLUICE_", extra="ignore")
+
+    running_capacity: int = Field(5, ge=1, description="Cluster-wide cap on running executions (in shards).")
+    queued_capacity: int = Field(50, ge=0, description="Cluster-wide cap on waiting executions.")
+    default_timeout_seconds: int = Field(300, ge=1, le=86400)
+    default_retries: int = Field(2, ge=0, le=10)
+    default_backoff_initial_seconds: int = 2
+    default_backoff_factor: float = 2.0
+    default_backoff_max_seconds: int = 300
+    runner_image: str = "ghcr.io/sluice-dev/sluice-runner:0.1.0"
+    runner_image_pull_policy: str = "IfNotPresent"
+    runner_cpu_request: str = "500m"
+    runner_memory_request: str = "1Gi"
+    runner_cpu_limit: str = ""
+    runner_memory_limit: str = "2Gi"
+    runner_service_account: str = Field("", description="Default ServiceAccount of runner pods ('' = namespace default).")
+    artifacts_bucket: str = ""
+    artifacts_prefix: str = ""
+    artifacts_endpoint: str = ""
+    artifacts_region: str = ""
+    artifacts_secret: str = Field("", description="Secret (in the execution's namespace) with AWS keys.")
+    job_ttl_seconds: int = Field(3600, ge=0, description="ttlSecondsAfterFinished of runner Jobs.")
+    termination_grace_seconds: int = 30
+    pod_pending_grace_seconds: int = Field(300, description="How long a runner pod may fail to pull its image.")
+    namespaces: str = Field("", description="Comma-separated namespaces to watch; empty = all.")
+    exact_positions: int = Field(100, ge=0, description="Queue positions kept exact this deep; deeper ones are written less often.")
+    position_interval_seconds: float = Field(1.0, description="Least time between two position writes to one execution.")
+    queue_status_interval_seconds: float = 5.0
+    resync_seconds: float = 60.0
+    write_concurrency: int = 32
+    lease_name: str = "sluice-operator"
+    lease_namespace: str = ""
+    lease_duration_seconds: float = 15.0
+    lease_renew_seconds: float = 5.0
+    metrics_port: int = 8080
+    health_port: int = 8081
+
+    @property
+    def watch_namespaces(self) -> list[str]:
+        return [ns.strip() for ns in self.namespaces.split(",") if ns.strip()]

@@ -1,0 +1,1 @@
+"""The `sluice` command: `sluice operator` runs the operator; queue tools come later."""

@@ -1,0 +1,364 @@
+"""The dispatcher: the one task that decides, and the only creator of Jobs.
+
+Watch handlers only update the view and wake it. Each pass runs the pure planner over the
+whole view, applies the plan to the view at once (so a decision is never taken twice while
+its write is in flight), and hands the writes to bounded background tasks. Status writes to
+one execution are serialized and coalesced: only the newest desired status is sent.
+
+It never admits before it has listed executions and Jobs (`ready`), and only while it holds
+the leader Lease.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import datetime, timezone
+from typing import Awaitable, Callable
+
+from .api.execution import TestExecutionStatus
+from .api.settings import Settings
+from .kube.client import ApiError, Kube, all_namespaces, core_path, execution_path, job_path, queue_path
+from .kube.events import EventPoster
+from .queue_status import QueueStatusWriter
+from .reconcile import CreateAttempt, Plan, plan
+from .view import ClusterView, JobRecord, Key
+
+log = logging.getLogger("sluice.dispatch")
+
+CREATE_RETRY_SECONDS = 5.0
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def status_patch(old: TestExecutionStatus, new: TestExecutionStatus) -> dict:
+    """A merge patch that sets `new` and removes what `new` no longer has."""
+    body = new.wire()
+    for name in old.wire():
+        if name not in body:
+            body[name] = None
+    return {"status": body}
+
+
+class Dispatcher:
+    def __init__(self, kube: Kube, settings: Settings, metrics=None):
+        self.kube, self.settings, self.metrics = kube, settings, metrics
+        self.view = ClusterView()
+        self.first_seen: dict[Key, datetime] = {}
+        self.position_written_at: dict[Key, datetime] = {}
+        # execution -> (status to send, events to post after it, status the API holds)
+        self.pending_status: dict[Key, tuple[TestExecutionStatus, list, TestExecutionStatus]] = {}
+        self.writing: set[Key] = set()
+        self.inflight_jobs: set[Key] = set()
+        self.fetching: set[Key] = set()
+        self.checking: set[Key] = set()
+        self.tasks: set[asyncio.Task] = set()
+        self.sem = asyncio.Semaphore(settings.write_concurrency)
+        self.wakeup = asyncio.Event()
+        self.ready = False
+        self.is_leader: Callable[[], bool] = lambda: True
+        self.events = EventPoster(kube, self._spawn)
+        self.queue_status = QueueStatusWriter(kube, settings, self._spawn)
+        self.passes = 0
+        self.needs_resync = False  # set on becoming leader: the old leader's writes may have landed
+
+    # ---- watch events in (called from kopf handlers) -------------------------------------
+    def on_execution(self, event_type: str, obj: dict) -> None:
+        meta = obj.get("metadata") or {}
+        key = (meta.get("namespace", ""), meta.get("name", ""))
+        if event_type == "DELETED":
+            self.view.delete_execution(*key)
+            self.first_seen.pop(key, None)
+            self.position_written_at.pop(key, None)
+        else:
+            old = self.view.executions.get(key)
+            if self.view.upsert_execution(obj):
+                if old is not None and (key in self.writing or key in self.pending_status):
+                    self.view.executions[key].status = old.status  # ours is newer
+                self.first_seen.setdefault(key, _now())
+        self.wake()
+
+    def on_job(self, event_type: str, obj: dict) -> None:
+        meta = obj.get("metadata") or {}
+        if event_type == "DELETED":
+            key = (meta.get("namespace", ""), meta.get("name", ""))
+            if key not in self.inflight_jobs:
+                self.view.delete_job(*key)
+        else:
+            before = self.view.jobs.get((meta.get("namespace", ""), meta.get("name", "")))
+            self.view.upsert_job(obj)
+            after = self.view.jobs.get((meta.get("namespace", ""), meta.get("name", "")))
+            if self.metrics and before is not None and before.occupies and after is not None and not after.occupies:
+                self.metrics.slot_freed(time.monotonic())
+        self.wake()
+
+    def on_queue(self, event_type: str, obj: dict) -> None:
+        meta = obj.get("metadata") or {}
+        if event_type == "DELETED":
+            self.view.delete_queue(meta.get("namespace", ""), meta.get("name", ""))
+        else:
+            self.view.upsert_queue(obj)
+        self.wake()
+
+    def wake(self) -> None:
+        self.wakeup.set()
+
+    # ---- the loop ---------------------------------------------------------------------------
+    async def run(self) -> None:
+        await self.resync()
+        self.ready = True
+        log.info("view rebuilt: %d executions, %d jobs, %d queues",
+                 len(self.view.executions), len(self.view.jobs), len(self.view.queues))
+        next_resync = time.monotonic() + self.settings.resync_seconds
+        wake_at: datetime | None = None
+        while True:
+            timeout = max(0.0, next_resync - time.monotonic())
+            if wake_at is not None:
+                timeout = min(timeout, max(0.0, (wake_at - _now()).total_seconds()))
+            try:
+                await asyncio.wait_for(self.wakeup.wait(), timeout=timeout)
+            except asyncio.TimeoutError:
+                pass
+            self.wakeup.clear()
+            if time.monotonic() >= next_resync or (self.needs_resync and self.is_leader()):
+                self.needs_resync = False
+                await self.resync()
+                next_resync = time.monotonic() + self.settings.resync_seconds
+            if not self.is_leader():
+                wake_at = None
+                continue
+            try:
+                wake_at = self.pass_once()
+            except Exception:  # a bug in one pass must not stop the queue
+                log.exception("dispatch pass failed")
+                wake_at = None
+                await asyncio.sleep(1)
+            self.queue_status.maybe_write(self.view, _now())
+            await asyncio.sleep(0.005)  # let a burst of watch events land before the next pass
+
+    def pass_once(self) -> datetime | None:
+        now = _now()
+        result = plan(self.view, self.settings, now, self.first_seen, self.position_written_at)
+        self.passes += 1
+        self.apply(result)
+        if self.metrics and result.waiting == 0:
+            self.metrics.no_waiters()
+        return result.wake_at
+
+    def apply(self, result: Plan) -> None:
+        for w in result.writes:
+            self._set_status(w.key, w.status, w.event)
+        for c in result.creates:
+            self._start_attempt(c)
+        for job in result.deletes:
+            job.deleting = True
+            self._spawn(self._delete_job(job))
+        for job in result.fetch_pods:
+            key = (job.namespace, job.name)
+            if key not in self.fetching:
+                self.fetching.add(key)
+                self._spawn(self._fetch_pods(job))
+        for key, name in result.check_config_maps:
+            if key not in self.checking:
+                self.checking.add(key)
+                self._spawn(self._check_config_map(key, name))
+
+    # ---- status writes: serialized and coalesced per execution ------------------------------
+    def _set_status(self, key: Key, status: TestExecutionStatus, event: tuple | None) -> None:
+        """Applies `status` to the view now and queues it for the writer of this execution."""
+        rec = self.view.executions.get(key)
+        if rec is None:
+            return
+        prev = self.pending_status.get(key)
+        server_status = prev[2] if prev else rec.status  # what the API has (or is being sent)
+        events = (prev[1] if prev else []) + ([event] if event else [])
+        rec.status = status
+        self.pending_status[key] = (status, events, server_status)
+        if key not in self.writing:
+            self.writing.add(key)
+            self._spawn(self._status_writer(key))
+
+    async def _status_writer(self, key: Key) -> None:
+        try:
+            while key in self.pending_status:
+                status, events, old = self.pending_status.pop(key)
+                ns, name = key
+                try:
+                    async with self.sem:
+                        obj = await self.kube.merge_patch(execution_path(ns, name, "status"), status_patch(old, status))
+                except ApiError as exc:
+                    if exc.not_found:
+                        self.pending_status.pop(key, None)
+                        return
+                    log.warning("status write failed for %s/%s: %s", ns, name, exc)
+                    self.pending_status.pop(key, None)
+                    await self._refetch_execution(key)
+                    return
+                except Exception as exc:  # connection trouble: re-read and let the next pass decide
+                    log.warning("status write failed for %s/%s: %s", ns, name, exc)
+                    self.pending_status.pop(key, None)
+                    await asyncio.sleep(1)
+                    await self._refetch_execution(key)
+                    return
+                if key not in self.pending_status:
+                    self.view.upsert_execution(obj)
+                for event in events:
+                    self.events.post(obj, *event)
+                if self.metrics:
+                    self.metrics.status_written(obj)
+        finally:
+            self.writing.discard(key)
+            self.wake()
+
+    async def _refetch_execution(self, key: Key) -> None:
+        try:
+            obj = await self.kube.get(execution_path(*key))
+        except ApiError as exc:
+            if exc.not_found:
+                self.view.delete_execution(*key)
+            return
+        except Exception:
+            return
+        rec = self.view.executions.get(key)
+        if rec is not None:
+            rec.resource_version = 0
+        self.view.upsert_execution(obj)
+
+    # ---- attempts ---------------------------------------------------------------------------
+    def _start_attempt(self, c: CreateAttempt) -> None:
+        ns, name = c.key
+        job_key = (ns, c.job["metadata"]["name"])
+        placeholder = dict(c.job, metadata=dict(c.job["metadata"], resourceVersion="0"))
+        self.view.upsert_job(placeholder)
+        self.inflight_jobs.add(job_key)
+        rec = self.view.executions.get(c.key)
+        if rec is not None:
+            rec.status = c.status  # optimistic: the next pass must not admit it again
+        self._spawn(self._create_attempt(c, job_key))
+
+    async def _create_attempt(self, c: CreateAttempt, job_key: Key) -> None:
+        ns, name = c.key
+        try:
+            async with self.sem:
+                if c.config_map is not None:
+                    try:
+                        await self.kube.create(core_path(ns, "configmaps"), c.config_map)
+                    except ApiError as exc:
+                        if not exc.conflict:
+                            raise
+                try:
+                    job = await self.kube.create(job_path(ns), c.job)
+                except ApiError as exc:
+                    if not exc.conflict:
+                        raise
+                    job = await self.kube.get(job_path(ns, job_key[1]))  # made before a crash: adopt it
+            self.view.upsert_job(job)
+            log.info("attempt %d of %s/%s started: Job %s", c.attempt, ns, name, job_key[1],
+                     extra={"execution": f"{ns}/{name}"})
+            if self.metrics:
+                self.metrics.admitted(ns, c.job["metadata"]["labels"].get("sluice.dev/queue", ""))
+            self._set_status(c.key, c.status, c.event)
+        except Exception as exc:
+            log.warning("could not start attempt %d of %s/%s: %s", c.attempt, ns, name, exc)
+            rec = self.view.executions.get(c.key)
+            if rec is not None:
+                self.events.post_for(ns, name, rec.uid, "Warning", "JobCreateFailed", str(exc)[:500])
+            await asyncio.sleep(CREATE_RETRY_SECONDS)  # hold the slot a moment: no hot loop
+            self.view.delete_job(*job_key)
+            await self._refetch_execution(c.key)
+        finally:
+            self.inflight_jobs.discard(job_key)
+            self.wake()
+
+    async def _delete_job(self, job: JobRecord) -> None:
+        try:
+            async with self.sem:
+                # Foreground: the Job stays (and holds its slot) until its pods are gone.
+                await self.kube.delete(job_path(job.namespace, job.name), propagation="Foreground")
+        except ApiError as exc:
+            if not exc.not_found:
+                log.warning("could not delete Job %s/%s: %s", job.namespace, job.name, exc)
+                job.deleting = False
+        except Exception as exc:
+            log.warning("could not delete Job %s/%s: %s", job.namespace, job.name, exc)
+            job.deleting = False
+        self.wake()
+
+    async def _fetch_pods(self, job: JobRecord) -> None:
+        key = (job.namespace, job.name)
+        try:
+            async with self.sem:
+                pods, _ = await self.kube.list_all(core_path(job.namespace, "pods"),
+                                                   {"labelSelector": f"batch.kubernetes.io/job-name={job.name}"})
+            self.view.pods[key] = pods
+        except Exception as exc:
+            log.warning("could not read pods of Job %s/%s: %s", job.namespace, job.name, exc)
+            await asyncio.sleep(1)
+        finally:
+            self.fetching.discard(key)
+            self.wake()
+
+    async def _check_config_map(self, key: Key, name: str) -> None:
+        try:
+            async with self.sem:
+                await self.kube.get(core_path(key[0], "configmaps", name))
+            self.view.missing_config_maps[key] = None
+        except ApiError as exc:
+            if exc.not_found:
+                self.view.missing_config_maps[key] = name
+            else:
+                log.warning("could not check ConfigMap %s/%s: %s", key[0], name, exc)
+                await asyncio.sleep(1)
+        except Exception as exc:
+            log.warning("could not check ConfigMap %s/%s: %s", key[0], name, exc)
+            await asyncio.sleep(1)
+        finally:
+            self.checking.discard(key)
+            self.wake()
+
+    # ---- start-up and periodic re-list ------------------------------------------------------
+    async def resync(self) -> None:
+        """Lists queues, Jobs and executions; drops what the watch missed being deleted."""
+        namespaces = self.settings.watch_namespaces or [None]
+        for ns in namespaces:
+            await self._relist(queue_path(ns or "_"), ns, self.view.queues, self.on_queue)
+            await self._relist(job_path(ns or "_"), ns, self.view.jobs, self.on_job,
+                               {"labelSelector": "sluice.dev/execution"}, protect=self.inflight_jobs)
+            await self._relist(execution_path(ns or "_"), ns, self.view.executions, self.on_execution,
+                               protect=self.writing)
+
+    async def _relist(self, path: str, ns: str | None, store: dict, handler: Callable[[str, dict], None],
+                      params: dict | None = None, protect: set | None = None) -> None:
+        url = path if ns else all_namespaces(path)
+        while True:
+            try:
+                items, rv = await self.kube.list_all(url, params)
+                break
+            except Exception as exc:
+                log.warning("list %s failed (%s); retrying", url, exc)
+                await asyncio.sleep(2)
+        seen = set()
+        for obj in items:
+            meta = obj["metadata"]
+            seen.add((meta["namespace"], meta["name"]))
+            handler("MODIFIED", obj)
+        try:
+            list_rv = int(rv)
+        except ValueError:
+            list_rv = 0
+        for key in [k for k in store if k not in seen and (ns is None or k[0] == ns)]:
+            rec = store[key]
+            if protect and key in protect:
+                continue
+            if list_rv and getattr(rec, "resource_version", 0) > list_rv:
+                continue  # created after the list was taken
+            handler("DELETED", {"metadata": {"namespace": key[0], "name": key[1]}})
+
+    # ---- helpers ----------------------------------------------------------------------------
+    def _spawn(self, coro: Awaitable) -> asyncio.Task:
+        task = asyncio.ensure_future(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return task

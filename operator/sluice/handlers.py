@@ -1,0 +1,37 @@
+"""kopf registrations: translate watch events into calls on the dispatcher, nothing more.
+
+Only `on.event` handlers: they make no writes of their own (no finalizers, no
+last-handled-configuration annotations), so the API writes per execution stay the
+dispatcher's alone.
+"""
+from __future__ import annotations
+
+import kopf
+
+from .api.common import API_GROUP, API_VERSION, LABEL_EXECUTION
+
+
+def register(registry: kopf.OperatorRegistry, dispatcher) -> None:
+    def _type(event: dict) -> str:
+        return event.get("type") or "MODIFIED"  # None: the initial listing
+
+    @kopf.on.event(API_GROUP, API_VERSION, "testexecutions", registry=registry)
+    def execution_event(event: dict, **_) -> None:
+        dispatcher.on_execution(_type(event), event["object"])
+
+    @kopf.on.event(API_GROUP, API_VERSION, "testqueues", registry=registry)
+    def queue_event(event: dict, **_) -> None:
+        dispatcher.on_queue(_type(event), event["object"])
+
+    @kopf.on.event("batch", "v1", "jobs", labels={LABEL_EXECUTION: kopf.PRESENT}, registry=registry)
+    def job_event(event: dict, **_) -> None:
+        dispatcher.on_job(_type(event), event["object"])
+
+    @kopf.on.startup(registry=registry)
+    def configure(settings: kopf.OperatorSettings, **_) -> None:
+        settings.peering.standalone = True  # leadership is our Lease, see leader.py
+        settings.posting.enabled = False  # our Events are written by kube/events.py
+        settings.scanning.disabled = True  # no CRD scanning: needs no cluster-wide CRD read
+        settings.watching.server_timeout = 300
+        settings.watching.client_timeout = 330
+        settings.batching.batch_window = 0.01

@@ -1,0 +1,1 @@
+"""Kubernetes edges: manifests the operator creates, and the thin async API client."""

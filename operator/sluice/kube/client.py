@@ -1,0 +1,138 @@
+"""A thin async Kubernetes client for the operator's own reads and writes.
+
+kopf owns the watch streams; this client does the rest (create Jobs, patch status, list on
+start-up, Leases, Events) over one pooled aiohttp session, with raw JSON in and out (no
+generated model classes on the hot path). Credentials come from kubernetes_asyncio's loaders,
+so kubeconfig, in-cluster tokens (refreshed) and exec plugins all work.
+"""
+from __future__ import annotations
+
+import json
+import ssl
+from typing import Any
+
+import aiohttp
+from kubernetes_asyncio import config as kconfig
+from kubernetes_asyncio.client import Configuration
+
+from ..api.common import API_GROUP, API_VERSION
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, body: str, method: str, path: str):
+        self.status, self.body = status, body
+        try:
+            self.reason = json.loads(body).get("reason", "")
+            self.text = json.loads(body).get("message", body)
+        except ValueError:
+            self.reason, self.text = "", body
+        super().__init__(f"{method} {path}: {status} {self.reason}: {self.text[:300]}")
+
+    @property
+    def conflict(self) -> bool:
+        return self.status == 409
+
+    @property
+    def not_found(self) -> bool:
+        return self.status == 404
+
+
+def execution_path(namespace: str, name: str | None = None, sub: str | None = None) -> str:
+    base = f"/apis/{API_GROUP}/{API_VERSION}/namespaces/{namespace}/testexecutions"
+    return base + (f"/{name}" if name else "") + (f"/{sub}" if sub else "")
+
+
+def queue_path(namespace: str, name: str | None = None, sub: str | None = None) -> str:
+    base = f"/apis/{API_GROUP}/{API_VERSION}/namespaces/{namespace}/testqueues"
+    return base + (f"/{name}" if name else "") + (f"/{sub}" if sub else "")
+
+
+def job_path(namespace: str, name: str | None = None) -> str:
+    return f"/apis/batch/v1/namespaces/{namespace}/jobs" + (f"/{name}" if name else "")
+
+
+def core_path(namespace: str, plural: str, name: str | None = None) -> str:
+    return f"/api/v1/namespaces/{namespace}/{plural}" + (f"/{name}" if name else "")
+
+
+def all_namespaces(path_template: str) -> str:
+    """`/apis/g/v/namespaces/X/plural` -> `/apis/g/v/plural` for cluster-wide lists."""
+    head, _, tail = path_template.partition("/namespaces/")
+    return head + "/" + tail.split("/", 1)[1]
+
+
+class Kube:
+    """One session, many requests; create with `await Kube.connect()`."""
+
+    def __init__(self, cfg: Configuration, session: aiohttp.ClientSession):
+        self.cfg, self.session = cfg, session
+        self.host = cfg.host.rstrip("/")
+        self.writes = 0  # requests that change state, for the benchmark's own cross-check
+
+    @classmethod
+    async def connect(cls, kubeconfig: str | None = None, pool: int = 64) -> "Kube":
+        cfg = Configuration()
+        try:
+            kconfig.load_incluster_config(client_configuration=cfg)
+        except kconfig.ConfigException:
+            await kconfig.load_kube_config(config_file=kubeconfig, client_configuration=cfg)
+        ctx = ssl.create_default_context(cafile=cfg.ssl_ca_cert) if cfg.ssl_ca_cert else ssl.create_default_context()
+        if cfg.cert_file and cfg.key_file:
+            ctx.load_cert_chain(cfg.cert_file, cfg.key_file)
+        if not cfg.verify_ssl:
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        conn = aiohttp.TCPConnector(ssl=ctx, limit=pool)
+        session = aiohttp.ClientSession(connector=conn, timeout=aiohttp.ClientTimeout(total=60))
+        return cls(cfg, session)
+
+    async def close(self) -> None:
+        await self.session.close()
+
+    async def _headers(self, content_type: str | None = None) -> dict[str, str]:
+        headers = {"Accept": "application/json"}
+        auth = await self.cfg.auth_settings()
+        if "BearerToken" in auth:
+            headers["Authorization"] = auth["BearerToken"]["value"]
+        if content_type:
+            headers["Content-Type"] = content_type
+        return headers
+
+    async def request(self, method: str, path: str, body: Any = None, params: dict | None = None,
+                      content_type: str = "application/json") -> dict:
+        data = json.dumps(body) if body is not None else None
+        headers = await self._headers(content_type if data is not None else None)
+        if method != "GET":
+            self.writes += 1
+        async with self.session.request(method, self.host + path, data=data, params=params, headers=headers) as resp:
+            text = await resp.text()
+            if resp.status >= 400:
+                raise ApiError(resp.status, text, method, path)
+            return json.loads(text) if text else {}
+
+    async def get(self, path: str, params: dict | None = None) -> dict:
+        return await self.request("GET", path, params=params)
+
+    async def list_all(self, path: str, params: dict | None = None, page: int = 500) -> tuple[list[dict], str]:
+        """Every item of a list (paginated); returns (items, resourceVersion of the list)."""
+        items: list[dict] = []
+        query = dict(params or {}, limit=str(page))
+        rv = ""
+        while True:
+            result = await self.get(path, query)
+            items.extend(result.get("items") or [])
+            meta = result.get("metadata") or {}
+            rv = rv or meta.get("resourceVersion", "")
+            if not meta.get("continue"):
+                return items, rv
+            query["continue"] = meta["continue"]
+
+    async def create(self, path: str, body: dict) -> dict:
+        return await self.request("POST", path, body)
+
+    async def merge_patch(self, path: str, body: dict) -> dict:
+        return await self.request("PATCH", path, body, content_type="application/merge-patch+json")
+
+    async def delete(self, path: str, propagation: str = "Background") -> dict:
+        body = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": propagation}
+        return await self.request("DELETE", path, body)

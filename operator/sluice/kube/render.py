@@ -1,0 +1,202 @@
+"""Pure renderers of the objects an attempt needs: the runner Job and the inline-source ConfigMap.
+
+The Job follows the API contract (labels, ownerReference, deadline, backoffLimit 0, a
+podFailurePolicy that fails the Job on runner exit code 2, TTL, Indexed when sharded) and
+carries the runner protocol in its environment. Nothing the user wrote reaches a shell: the
+command is a fixed argv and user args travel as a JSON list in SLUICE_ARGS.
+"""
+from __future__ import annotations
+
+import json
+
+from ..api.common import GROUP_VERSION, LABEL_ATTEMPT, LABEL_EXECUTION, LABEL_MANAGED_BY, LABEL_QUEUE
+from ..api.effective import EffectiveSpec
+from ..api.settings import Settings
+from .names import job_name, source_config_map_name
+
+SOURCE_MOUNT = "/sluice/source"
+WORK_MOUNT = "/sluice/work"
+RUNNER_COMMAND = ["python", "-m", "sluice_runner"]
+EXIT_INVALID = 2
+
+
+def owner_reference(name: str, uid: str) -> dict:
+    return {
+        "apiVersion": GROUP_VERSION, "kind": "TestExecution", "name": name, "uid": uid,
+        "controller": True, "blockOwnerDeletion": True,
+    }
+
+
+def labels_for(execution: str, queue: str, attempt: int | None = None) -> dict[str, str]:
+    out = {LABEL_EXECUTION: execution, LABEL_QUEUE: queue, LABEL_MANAGED_BY: "sluice"}
+    if attempt is not None:
+        out[LABEL_ATTEMPT] = str(attempt)
+    return out
+
+
+def render_source_config_map(namespace: str, name: str, uid: str, eff: EffectiveSpec) -> dict | None:
+    inline = eff.spec.source.inline
+    if inline is None:
+        return None
+    return {
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {
+            "name": source_config_map_name(name), "namespace": namespace,
+            "labels": labels_for(name, eff.spec.queue),
+            "ownerReferences": [owner_reference(name, uid)],
+        },
+        "data": dict(inline.files),
+        "immutable": True,
+    }
+
+
+def artifacts_url(eff: EffectiveSpec, namespace: str, name: str, attempt: int) -> str:
+    if eff.s3 is None:
+        return ""
+    prefix = (eff.s3.prefix or "").strip("/")
+    parts = [p for p in (prefix, namespace, name, f"attempt-{attempt}") if p]
+    return f"s3://{eff.s3.bucket}/" + "/".join(parts) + "/"
+
+
+def _env(namespace: str, name: str, attempt: int, eff: EffectiveSpec) -> list[dict]:
+    spec = eff.spec
+    src = spec.source
+    env = [
+        {"name": "SLUICE_EXECUTION", "value": f"{namespace}/{name}"},
+        {"name": "SLUICE_ATTEMPT", "value": str(attempt)},
+        {"name": "SLUICE_FRAMEWORK", "value": spec.framework},
+        {"name": "SLUICE_SOURCE_KIND", "value": src.kind},
+        {"name": "SLUICE_SOURCE_DIR", "value": src.image.path if src.image else SOURCE_MOUNT},
+        {"name": "SLUICE_WORK_DIR", "value": WORK_MOUNT},
+        {"name": "SLUICE_ARTIFACTS_URL", "value": artifacts_url(eff, namespace, name, attempt)},
+        {"name": "SLUICE_SHARD_TOTAL", "value": str(spec.shards)},
+        {"name": "SLUICE_ARGS", "value": json.dumps(spec.args)},
+    ]
+    if spec.shards > 1:
+        env.append({"name": "SLUICE_SHARD_INDEX", "valueFrom": {"fieldRef": {
+            "fieldPath": "metadata.annotations['batch.kubernetes.io/job-completion-index']"}}})
+    else:
+        env.append({"name": "SLUICE_SHARD_INDEX", "value": "0"})
+    if spec.base_url:
+        env.append({"name": "BASE_URL", "value": spec.base_url})
+    if src.git is not None:
+        env.append({"name": "SLUICE_GIT_URL", "value": src.git.url})
+        if src.git.ref:
+            env.append({"name": "SLUICE_GIT_REF", "value": src.git.ref})
+        if src.git.path:
+            env.append({"name": "SLUICE_GIT_PATH", "value": src.git.path})
+        if src.git.secret_ref is not None:
+            for var, key in (("SLUICE_GIT_USERNAME", "username"), ("SLUICE_GIT_TOKEN", "token")):
+                env.append({"name": var, "valueFrom": {"secretKeyRef": {
+                    "name": src.git.secret_ref.name, "key": key, "optional": True}}})
+    s3 = eff.s3
+    if s3 is not None:
+        if s3.endpoint:
+            env.append({"name": "AWS_ENDPOINT_URL_S3", "value": s3.endpoint})
+        if s3.region:
+            env.append({"name": "AWS_REGION", "value": s3.region})
+        if s3.secret_ref is not None:
+            for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+                env.append({"name": key, "valueFrom": {"secretKeyRef": {"name": s3.secret_ref.name, "key": key}}})
+    env.extend(e.wire() for e in eff.runner.env or [])
+    return env
+
+
+def _resources(eff: EffectiveSpec, settings: Settings) -> dict:
+    requests = {"cpu": settings.runner_cpu_request, "memory": settings.runner_memory_request}
+    limits = {"cpu": settings.runner_cpu_limit, "memory": settings.runner_memory_limit}
+    res = eff.runner.resources
+    if res is not None:
+        requests.update({k: str(v) for k, v in (res.requests or {}).items()})
+        limits.update({k: str(v) for k, v in (res.limits or {}).items()})
+    out = {}
+    if any(requests.values()):
+        out["requests"] = {k: v for k, v in requests.items() if v}
+    if any(limits.values()):
+        out["limits"] = {k: v for k, v in limits.items() if v}
+    return out
+
+
+def _volumes(namespace: str, name: str, eff: EffectiveSpec) -> tuple[list[dict], list[dict]]:
+    volumes = [
+        {"name": "work", "emptyDir": {}},
+        {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "1Gi"}},
+    ]
+    mounts = [{"name": "work", "mountPath": WORK_MOUNT}, {"name": "dshm", "mountPath": "/dev/shm"}]
+    src = eff.spec.source
+    cm = source_config_map_name(name) if src.inline else (src.config_map.name if src.config_map else None)
+    if cm:
+        volumes.append({"name": "source", "configMap": {"name": cm}})
+        mounts.append({"name": "source", "mountPath": SOURCE_MOUNT, "readOnly": True})
+    return volumes, mounts
+
+
+def render_job(namespace: str, name: str, uid: str, attempt: int, eff: EffectiveSpec, settings: Settings) -> dict:
+    spec = eff.spec
+    runner = eff.runner
+    volumes, mounts = _volumes(namespace, name, eff)
+    container = {
+        "name": "runner",
+        "image": runner.image or settings.runner_image,
+        "imagePullPolicy": runner.image_pull_policy or settings.runner_image_pull_policy,
+        "command": list(RUNNER_COMMAND),
+        "env": _env(namespace, name, attempt, eff),
+        "resources": _resources(eff, settings),
+        "volumeMounts": mounts,
+        "workingDir": WORK_MOUNT,
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "runAsNonRoot": True,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+    }
+    if runner.env_from:
+        container["envFrom"] = [e.wire() for e in runner.env_from]
+    service_account = runner.service_account_name or settings.runner_service_account or None
+    pod_labels = {**(runner.pod_labels or {}), **labels_for(name, spec.queue, attempt)}
+    pod_spec: dict = {
+        "restartPolicy": "Never",
+        "containers": [container],
+        "volumes": volumes,
+        "terminationGracePeriodSeconds": settings.termination_grace_seconds,
+        "automountServiceAccountToken": bool(runner.service_account_name),
+        "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+        "enableServiceLinks": False,
+    }
+    if service_account:
+        pod_spec["serviceAccountName"] = service_account
+    if runner.node_selector:
+        pod_spec["nodeSelector"] = dict(runner.node_selector)
+    if runner.tolerations:
+        pod_spec["tolerations"] = [t.wire() for t in runner.tolerations]
+    job_spec: dict = {
+        "activeDeadlineSeconds": eff.timeout_seconds,
+        "completions": spec.shards,
+        "parallelism": spec.shards,
+        "ttlSecondsAfterFinished": settings.job_ttl_seconds,
+        "podFailurePolicy": {"rules": [
+            {"action": "FailJob", "onExitCodes": {"containerName": "runner", "operator": "In", "values": [EXIT_INVALID]}},
+        ]},
+        "template": {
+            "metadata": {"labels": pod_labels, "annotations": dict(runner.pod_annotations or {})},
+            "spec": pod_spec,
+        },
+    }
+    if spec.shards > 1:
+        # Every shard runs once and all shards finish, so the attempt reports every shard's results.
+        job_spec["completionMode"] = "Indexed"
+        job_spec["backoffLimitPerIndex"] = 0
+        job_spec["maxFailedIndexes"] = spec.shards
+    else:
+        job_spec["backoffLimit"] = 0
+    return {
+        "apiVersion": "batch/v1", "kind": "Job",
+        "metadata": {
+            "name": job_name(name, attempt), "namespace": namespace,
+            "labels": labels_for(name, spec.queue, attempt),
+            "ownerReferences": [owner_reference(name, uid)],
+        },
+        "spec": job_spec,
+    }

@@ -1,0 +1,88 @@
+"""`sluice operator`: kopf watches, the dispatcher, the leader Lease and the HTTP endpoints
+(/healthz, /readyz, /metrics) in one asyncio loop."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+
+import kopf
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from .api.settings import Settings
+from .dispatch import Dispatcher
+from .handlers import register
+from .kube.client import Kube
+from .leader import LeaderElector, default_lease_namespace
+from .metrics import Metrics
+
+log = logging.getLogger("sluice.operator")
+
+
+async def _serve(metrics: Metrics, dispatcher: Dispatcher, settings: Settings) -> web.AppRunner:
+    async def healthz(_):
+        return web.Response(text="ok")
+
+    async def readyz(_):
+        return web.Response(text="ready" if dispatcher.ready else "listing", status=200 if dispatcher.ready else 503)
+
+    async def metrics_handler(_):
+        return web.Response(body=generate_latest(metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    runner = web.AppRunner(web.Application())
+    app = runner.app
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics_handler)
+    await runner.setup()
+    ports = {settings.metrics_port, settings.health_port}
+    for port in ports:
+        if port:
+            await web.TCPSite(runner, "0.0.0.0", port).start()
+    return runner
+
+
+async def run_operator(kubeconfig: str | None = None, settings: Settings | None = None) -> None:
+    settings = settings or Settings()
+    if kubeconfig:
+        os.environ["KUBECONFIG"] = kubeconfig
+    kube = await Kube.connect(kubeconfig)
+    dispatcher = Dispatcher(kube, settings)
+    elector = LeaderElector(kube, settings.lease_namespace or default_lease_namespace(), settings.lease_name,
+                            settings.lease_duration_seconds, settings.lease_renew_seconds,
+                            on_start=lambda: setattr(dispatcher, "needs_resync", True))
+    dispatcher.is_leader = elector.is_leader
+    metrics = Metrics(lambda: dispatcher.view, settings, elector.is_leader)
+    dispatcher.metrics = metrics
+    registry = kopf.OperatorRegistry()
+    register(registry, dispatcher)
+    http = await _serve(metrics, dispatcher, settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    namespaces = settings.watch_namespaces
+    tasks = [
+        asyncio.create_task(kopf.operator(registry=registry, standalone=True, clusterwide=not namespaces,
+                                          namespaces=namespaces or None, stop_flag=stop), name="kopf"),
+        asyncio.create_task(dispatcher.run(), name="dispatcher"),
+        asyncio.create_task(elector.run(), name="leader"),
+    ]
+    log.info("sluice operator started: running capacity %d, queued capacity %d, namespaces %s",
+             settings.running_capacity, settings.queued_capacity, namespaces or "all")
+    stopper = asyncio.create_task(stop.wait())
+    done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
+    for t in done:
+        if t is not stopper and t.exception() is not None:
+            log.error("task %s failed: %r", t.get_name(), t.exception())
+    stop.set()
+    await elector.release()
+    for t in tasks:
+        t.cancel()
+    with contextlib.suppress(BaseException):
+        await asyncio.gather(*tasks, return_exceptions=True)
+    await http.cleanup()
+    await kube.close()

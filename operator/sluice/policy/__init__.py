@@ -1,0 +1,1 @@
+"""Pure policy: failure classes, retry decisions, backoff, spec validation."""

@@ -1,0 +1,64 @@
+"""Admission order.
+
+The rule, in one line: effective priority class (critical > high > normal > low, promoted one
+class per `agingSeconds` waited), then `metadata.creationTimestamp`, then `status.queuedAt`,
+then name (then namespace, so the order is total across namespaces).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime
+
+from ..api.execution import Priority
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """An execution waiting to start an attempt."""
+
+    namespace: str
+    name: str
+    queue: str
+    priority: Priority
+    created: datetime
+    queued_at: datetime
+    shards: int = 1
+    attempt: int = 1  # the attempt it would start
+    queued: bool = True  # False for a retry that is due (BackingOff): it has no position
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.namespace, self.name)
+
+    @property
+    def queue_key(self) -> tuple[str, str]:
+        return (self.namespace, self.queue)
+
+
+def effective_rank(priority: Priority, waited_seconds: float, aging_seconds: int) -> int:
+    """0 is most urgent; aging lowers the rank by one per full `aging_seconds` waited."""
+    rank = priority.rank
+    if aging_seconds > 0 and waited_seconds > 0:
+        rank -= math.floor(waited_seconds / aging_seconds)
+    return max(rank, 0)
+
+
+def admission_key(c: Candidate, now: datetime, aging_seconds: int) -> tuple:
+    waited = (now - c.queued_at).total_seconds()
+    return (effective_rank(c.priority, waited, aging_seconds), c.created, c.queued_at, c.name, c.namespace)
+
+
+def next_promotion(c: Candidate, now: datetime, aging_seconds: int) -> float | None:
+    """Seconds until this candidate's rank next improves, or None when it cannot."""
+    if aging_seconds <= 0:
+        return None
+    waited = (now - c.queued_at).total_seconds()
+    if effective_rank(c.priority, waited, aging_seconds) == 0:
+        return None
+    return aging_seconds - (waited % aging_seconds)
+
+
+def order(candidates: list[Candidate], now: datetime, aging: dict[tuple[str, str], int]) -> list[Candidate]:
+    """Candidates in admission order; `aging` maps a queue key to its agingSeconds."""
+    return sorted(candidates, key=lambda c: admission_key(c, now, aging.get(c.queue_key, 0)))

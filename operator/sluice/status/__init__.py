@@ -1,0 +1,1 @@
+"""Pure status derivation: conditions, phase transitions, queue statistics."""

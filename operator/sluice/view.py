@@ -1,0 +1,185 @@
+"""The operator's in-memory view of the cluster: executions, their Jobs, queues.
+
+Fed by watch events and by the dispatcher's own writes (optimistically, so a decision is
+never taken twice while its write is in flight). It holds no state that is not also in the
+API server: after a restart it is rebuilt from a list before anything is admitted.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from pydantic import ValidationError
+
+from .api.common import LABEL_ATTEMPT, LABEL_EXECUTION, LABEL_QUEUE
+from .api.execution import TestExecutionSpec, TestExecutionStatus
+from .api.queue import TestQueueSpec, TestQueueStatus
+from .policy.outcome import job_finished
+
+Key = tuple[str, str]
+
+
+def _ts(value: str | None) -> datetime:
+    if not value:
+        return datetime.now(timezone.utc)
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def _rv(obj: dict) -> int:
+    try:
+        return int(obj["metadata"].get("resourceVersion") or 0)
+    except (KeyError, ValueError):
+        return 0
+
+
+@dataclass
+class ExecutionRecord:
+    namespace: str
+    name: str
+    uid: str
+    generation: int
+    created: datetime
+    resource_version: int
+    spec: TestExecutionSpec | None
+    spec_error: str | None
+    status: TestExecutionStatus
+    deleting: bool = False
+
+    @property
+    def key(self) -> Key:
+        return (self.namespace, self.name)
+
+    @classmethod
+    def from_object(cls, obj: dict) -> "ExecutionRecord":
+        meta = obj["metadata"]
+        spec, error = None, None
+        try:
+            spec = TestExecutionSpec.model_validate(obj.get("spec") or {})
+        except ValidationError as exc:
+            error = "; ".join(f"spec.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        try:
+            status = TestExecutionStatus.model_validate(obj.get("status") or {})
+        except ValidationError:
+            status = TestExecutionStatus()
+        return cls(
+            namespace=meta["namespace"], name=meta["name"], uid=meta.get("uid", ""),
+            generation=int(meta.get("generation") or 1), created=_ts(meta.get("creationTimestamp")),
+            resource_version=_rv(obj), spec=spec, spec_error=error, status=status,
+            deleting=bool(meta.get("deletionTimestamp")),
+        )
+
+
+@dataclass
+class JobRecord:
+    namespace: str
+    name: str
+    execution: str
+    queue: str
+    attempt: int
+    slots: int
+    finished: str | None  # 'Complete' | 'Failed' | None
+    deleting: bool
+    obj: dict = field(repr=False, default_factory=dict)
+    resource_version: int = 0
+
+    @property
+    def occupies(self) -> bool:
+        """A Job holds its slots until the Job controller says it finished (or it is gone)."""
+        return self.finished is None
+
+    @classmethod
+    def from_object(cls, obj: dict) -> "JobRecord | None":
+        meta = obj["metadata"]
+        labels = meta.get("labels") or {}
+        if LABEL_EXECUTION not in labels:
+            return None
+        try:
+            attempt = int(labels.get(LABEL_ATTEMPT, "1"))
+        except ValueError:
+            attempt = 1
+        spec = obj.get("spec") or {}
+        return cls(
+            namespace=meta["namespace"], name=meta["name"], execution=labels[LABEL_EXECUTION],
+            queue=labels.get(LABEL_QUEUE, "default"), attempt=attempt,
+            slots=int(spec.get("parallelism") or 1), finished=job_finished(obj),
+            deleting=bool(meta.get("deletionTimestamp")), obj=obj, resource_version=_rv(obj),
+        )
+
+
+@dataclass
+class QueueRecord:
+    namespace: str
+    name: str
+    generation: int
+    spec: TestQueueSpec
+    status: TestQueueStatus
+    resource_version: int = 0
+
+    @classmethod
+    def from_object(cls, obj: dict) -> "QueueRecord":
+        meta = obj["metadata"]
+        try:
+            spec = TestQueueSpec.model_validate(obj.get("spec") or {})
+        except ValidationError:
+            spec = TestQueueSpec(paused=True)
+        try:
+            status = TestQueueStatus.model_validate(obj.get("status") or {})
+        except ValidationError:
+            status = TestQueueStatus()
+        return cls(meta["namespace"], meta["name"], int(meta.get("generation") or 1), spec, status, _rv(obj))
+
+
+@dataclass
+class ClusterView:
+    executions: dict[Key, ExecutionRecord] = field(default_factory=dict)
+    jobs: dict[Key, JobRecord] = field(default_factory=dict)
+    queues: dict[Key, QueueRecord] = field(default_factory=dict)
+    pods: dict[Key, list[dict]] = field(default_factory=dict)  # finished Job key -> its pods
+    missing_config_maps: dict[Key, str | None] = field(default_factory=dict)  # execution -> missing name or None
+    jobs_by_execution: dict[Key, dict[int, JobRecord]] = field(default_factory=dict)
+
+    # ---- events in -------------------------------------------------------------------------
+    def upsert_execution(self, obj: dict) -> bool:
+        rec = ExecutionRecord.from_object(obj)
+        old = self.executions.get(rec.key)
+        if old is not None and old.uid == rec.uid and rec.resource_version and rec.resource_version < old.resource_version:
+            return False  # a stale event: we already know a newer version
+        if old is not None and old.uid != rec.uid:
+            self.missing_config_maps.pop(rec.key, None)
+        self.executions[rec.key] = rec
+        return True
+
+    def delete_execution(self, namespace: str, name: str) -> None:
+        self.executions.pop((namespace, name), None)
+        self.missing_config_maps.pop((namespace, name), None)
+
+    def upsert_job(self, obj: dict) -> bool:
+        rec = JobRecord.from_object(obj)
+        if rec is None:
+            return False
+        key = (rec.namespace, rec.name)
+        old = self.jobs.get(key)
+        if old is not None and rec.resource_version and rec.resource_version < old.resource_version:
+            return False
+        self.jobs[key] = rec
+        self.jobs_by_execution.setdefault((rec.namespace, rec.execution), {})[rec.attempt] = rec
+        return True
+
+    def delete_job(self, namespace: str, name: str) -> None:
+        rec = self.jobs.pop((namespace, name), None)
+        self.pods.pop((namespace, name), None)
+        if rec is not None:
+            by = self.jobs_by_execution.get((namespace, rec.execution), {})
+            if by.get(rec.attempt) is rec:
+                del by[rec.attempt]
+
+    def upsert_queue(self, obj: dict) -> None:
+        rec = QueueRecord.from_object(obj)
+        self.queues[(rec.namespace, rec.name)] = rec
+
+    def delete_queue(self, namespace: str, name: str) -> None:
+        self.queues.pop((namespace, name), None)
+
+    # ---- reads -----------------------------------------------------------------------------
+    def jobs_of(self, key: Key) -> dict[int, JobRecord]:
+        return self.jobs_by_execution.get(key, {})

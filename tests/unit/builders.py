@@ -1,0 +1,52 @@
+"""Builders of API-shaped objects for the pure unit tests (no cluster)."""
+from __future__ import annotations
+
+import itertools
+import json
+from datetime import datetime, timedelta, timezone
+
+T0 = datetime(2026, 1, 1, 12, 0, 0, tzinfo=timezone.utc)
+_rv = itertools.count(100)
+
+
+def ts(seconds: float = 0) -> str:
+    return (T0 + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def execution(name: str, created: float = 0, ns: str = "ns", status: dict | None = None, **spec) -> dict:
+    spec.setdefault("source", {"inline": {"files": {"test_a.py": "def test_a(): pass"}}})
+    return {
+        "apiVersion": "sluice.dev/v1alpha1", "kind": "TestExecution",
+        "metadata": {"name": name, "namespace": ns, "uid": f"uid-{name}", "generation": 1,
+                     "creationTimestamp": ts(created), "resourceVersion": str(next(_rv))},
+        "spec": spec, "status": status or {},
+    }
+
+
+def queue(name: str, ns: str = "ns", **spec) -> dict:
+    return {"apiVersion": "sluice.dev/v1alpha1", "kind": "TestQueue",
+            "metadata": {"name": name, "namespace": ns, "generation": 1, "resourceVersion": str(next(_rv))},
+            "spec": spec}
+
+
+def finished(job: dict, kind: str = "Complete", reason: str | None = None, message: str = "") -> dict:
+    job = json.loads(json.dumps(job))
+    job["metadata"]["resourceVersion"] = str(next(_rv))
+    cond = {"type": kind, "status": "True"}
+    if reason:
+        cond["reason"] = reason
+        cond["message"] = message
+    job["status"] = {"conditions": [cond]}
+    return job
+
+
+def pod(job_name: str, exit_code: int, message: str | dict = "", ns: str = "ns", index: int = 0,
+        conditions: list | None = None, reason: str | None = None) -> dict:
+    if isinstance(message, dict):
+        message = json.dumps(message)
+    term = {"exitCode": exit_code, "message": message, "reason": reason or ("Completed" if exit_code == 0 else "Error")}
+    return {
+        "metadata": {"name": f"{job_name}-{index}-abcde", "namespace": ns, "labels": {"batch.kubernetes.io/job-name": job_name}},
+        "status": {"phase": "Succeeded" if exit_code == 0 else "Failed", "conditions": conditions or [],
+                   "containerStatuses": [{"name": "runner", "state": {"terminated": term}}]},
+    }

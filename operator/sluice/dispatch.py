@@ -33,12 +33,14 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def status_patch(old: TestExecutionStatus, new: TestExecutionStatus) -> dict:
-    """A merge patch that sets `new` and removes what `new` no longer has."""
+_STATUS_FIELDS = [f.alias or name for name, f in TestExecutionStatus.model_fields.items()]
+
+
+def status_patch(new: TestExecutionStatus) -> dict:
+    """A merge patch that sets `new` whole: fields it lacks are removed (null)."""
     body = new.wire()
-    for name in old.wire():
-        if name not in body:
-            body[name] = None
+    for name in _STATUS_FIELDS:
+        body.setdefault(name, None)
     return {"status": body}
 
 
@@ -48,8 +50,8 @@ class Dispatcher:
         self.view = ClusterView()
         self.first_seen: dict[Key, datetime] = {}
         self.position_written_at: dict[Key, datetime] = {}
-        # execution -> (status to send, events to post after it, status the API holds)
-        self.pending_status: dict[Key, tuple[TestExecutionStatus, list, TestExecutionStatus]] = {}
+        # execution -> (status to send, events to post after it)
+        self.pending_status: dict[Key, tuple[TestExecutionStatus, list]] = {}
         self.writing: set[Key] = set()
         self.inflight_jobs: set[Key] = set()
         self.fetching: set[Key] = set()
@@ -135,7 +137,9 @@ class Dispatcher:
                 log.exception("dispatch pass failed")
                 wake_at = None
                 await asyncio.sleep(1)
-            self.queue_status.maybe_write(self.view, _now())
+            again = self.queue_status.maybe_write(self.view, _now())
+            if again is not None and (wake_at is None or again < wake_at):
+                wake_at = again
             await asyncio.sleep(0.005)  # let a burst of watch events land before the next pass
 
     def pass_once(self) -> datetime | None:
@@ -172,10 +176,9 @@ class Dispatcher:
         if rec is None:
             return
         prev = self.pending_status.get(key)
-        server_status = prev[2] if prev else rec.status  # what the API has (or is being sent)
         events = (prev[1] if prev else []) + ([event] if event else [])
         rec.status = status
-        self.pending_status[key] = (status, events, server_status)
+        self.pending_status[key] = (status, events)
         if key not in self.writing:
             self.writing.add(key)
             self._spawn(self._status_writer(key))
@@ -183,11 +186,11 @@ class Dispatcher:
     async def _status_writer(self, key: Key) -> None:
         try:
             while key in self.pending_status:
-                status, events, old = self.pending_status.pop(key)
+                status, events = self.pending_status.pop(key)
                 ns, name = key
                 try:
                     async with self.sem:
-                        obj = await self.kube.merge_patch(execution_path(ns, name, "status"), status_patch(old, status))
+                        obj = await self.kube.merge_patch(execution_path(ns, name, "status"), status_patch(status))
                 except ApiError as exc:
                     if exc.not_found:
                         self.pending_status.pop(key, None)

@@ -27,6 +27,10 @@ def register(registry: kopf.OperatorRegistry, dispatcher) -> None:
     def job_event(event: dict, **_) -> None:
         dispatcher.on_job(_type(event), event["object"])
 
+    @kopf.on.login(registry=registry)
+    def login(**_) -> kopf.ConnectionInfo:
+        return dispatcher.kube.connection_info()
+
     @kopf.on.startup(registry=registry)
     def configure(settings: kopf.OperatorSettings, **_) -> None:
         settings.peering.standalone = True  # leadership is our Lease, see leader.py

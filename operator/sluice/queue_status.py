@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Awaitable, Callable
 
 from .api.settings import Settings
@@ -19,9 +19,11 @@ class QueueStatusWriter:
         self.last_at: datetime | None = None
         self.last_written: dict[tuple[str, str], dict] = {}
 
-    def maybe_write(self, view: ClusterView, now: datetime) -> None:
-        if self.last_at is not None and (now - self.last_at).total_seconds() < self.settings.queue_status_interval_seconds:
-            return
+    def maybe_write(self, view: ClusterView, now: datetime) -> datetime | None:
+        """Writes what changed, or returns when it may next write if the interval holds it back."""
+        interval = timedelta(seconds=self.settings.queue_status_interval_seconds)
+        if self.last_at is not None and now - self.last_at < interval:
+            return self.last_at + interval if view.queues else None
         self.last_at = now
         for key, q in list(view.queues.items()):
             st = queue_status(view, *key)
@@ -31,6 +33,7 @@ class QueueStatusWriter:
                 continue
             self.last_written[key] = body
             self.spawn(self._write(key, body))
+        return None
 
     async def _write(self, key: tuple[str, str], body: dict) -> None:
         try:

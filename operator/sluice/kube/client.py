@@ -86,6 +86,19 @@ class Kube:
         session = aiohttp.ClientSession(connector=conn, timeout=aiohttp.ClientTimeout(total=60))
         return cls(cfg, session)
 
+    def connection_info(self):
+        """The same credentials, in the shape kopf's login handler wants."""
+        import kopf
+
+        token = (self.cfg.api_key or {}).get("BearerToken") or (self.cfg.api_key or {}).get("authorization")
+        if token and token.lower().startswith("bearer "):
+            token = token[7:]
+        return kopf.ConnectionInfo(
+            server=self.host, ca_path=self.cfg.ssl_ca_cert, insecure=not self.cfg.verify_ssl,
+            scheme="Bearer" if token else None, token=token or None,
+            certificate_path=self.cfg.cert_file or None, private_key_path=self.cfg.key_file or None,
+        )
+
     async def close(self) -> None:
         await self.session.close()
 

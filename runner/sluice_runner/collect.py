@@ -1,0 +1,101 @@
+"""Lays out a run's outputs as the artifact tree API.md promises, ready to upload as is.
+
+    junit.xml  results.json  report/index.html  traces/*.zip  videos/*.webm  screenshots/*.png
+
+Frameworks put traces, videos and screenshots in one folder per test
+(`test-results/<test>/trace.zip`, ...); here they are flattened to `<kind>/<test>.<ext>` (or
+`<kind>/<test>-<file>` when a test has several) so the lists in the termination message are
+short, and each test's artifact paths in the results become keys relative to the tree's root.
+Only files under the framework's output folder are picked up, never arbitrary paths a suite
+named. results.json itself is written by the CLI at the end (it carries the phase timings).
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sluice_runner.execute import Outputs
+from sluice_runner.htmlreport import render_report
+from sluice_runner.results import Artifact, RunResults
+
+_KIND_DIRS = {"trace": "traces", "video": "videos", "screenshot": "screenshots"}
+_KIND_BY_SUFFIX = {".zip": "trace", ".webm": "video", ".png": "screenshot"}
+_CANONICAL = {"trace.zip", "video.webm"}
+
+
+@dataclass
+class ArtifactTree:
+    """The laid-out tree: keys are paths relative to `root`, with '/' separators."""
+
+    root: Path
+    report: str | None = None
+    junit: str | None = None
+    traces: list[str] = field(default_factory=list)
+    videos: list[str] = field(default_factory=list)
+    screenshots: list[str] = field(default_factory=list)
+
+
+def flat_name(test_results: Path, path: Path) -> str:
+    """`test-results/<test>/trace.zip` -> `<test>.zip`; other files -> `<test>-<file>`."""
+    rel = path.relative_to(test_results)
+    if len(rel.parts) == 1:
+        return rel.name
+    folder = "-".join(rel.parts[:-1])
+    return f"{folder}{path.suffix}" if rel.name in _CANONICAL else f"{folder}-{rel.name}"
+
+
+def collect(
+    results: RunResults | None, outputs: Outputs, dest: Path
+) -> tuple[ArtifactTree, RunResults | None]:
+    """Copy outputs into `dest` in the API layout; return the tree and results with keys."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for stale in ("traces", "videos", "screenshots", "report"):  # a reused --output-dir
+        shutil.rmtree(dest / stale, ignore_errors=True)
+    (dest / "junit.xml").unlink(missing_ok=True)
+    tree = ArtifactTree(root=dest)
+    if outputs.junit.is_file():
+        shutil.copyfile(outputs.junit, dest / "junit.xml")
+        tree.junit = "junit.xml"
+
+    keys: dict[Path, str] = {}
+    base = outputs.test_results
+    if base.is_dir():
+        # Dot-folders are Playwright's scratch space (.playwright-artifacts-N), not test output.
+        files = (
+            p for p in base.rglob("*") if p.is_file() and not p.relative_to(base).parts[0].startswith(".")
+        )
+        for path in sorted(files):
+            kind = _KIND_BY_SUFFIX.get(path.suffix)
+            if kind is None:
+                continue
+            key = f"{_KIND_DIRS[kind]}/{flat_name(base, path)}"
+            (dest / key).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, dest / key)
+            keys[path.resolve()] = key
+            getattr(tree, _KIND_DIRS[kind]).append(key)
+
+    if results is not None:
+        results = _with_keys(results, keys)
+
+    if outputs.html.is_dir() and (outputs.html / "index.html").is_file():
+        shutil.copytree(outputs.html, dest / "report", dirs_exist_ok=True)
+        tree.report = "report/index.html"
+    elif results is not None:
+        (dest / "report").mkdir(exist_ok=True)
+        (dest / "report" / "index.html").write_text(render_report(results, dest), encoding="utf-8")
+        tree.report = "report/index.html"
+    return tree, results
+
+
+def _with_keys(results: RunResults, keys: dict[Path, str]) -> RunResults:
+    tests = []
+    for test in results.tests:
+        found = [
+            Artifact(kind=a.kind, path=keys[Path(a.path).resolve()])
+            for a in test.artifacts
+            if Path(a.path).resolve() in keys
+        ]
+        tests.append(test.model_copy(update={"artifacts": found}))
+    return results.model_copy(update={"tests": tests})

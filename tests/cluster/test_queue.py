@@ -1,13 +1,12 @@
 """Operator core against the real control plane: capacity, order, caps, pause, aging."""
 from __future__ import annotations
 
-import threading
 import time
 from datetime import datetime
 
 import pytest
 
-from tests.harness.sluice_api import kwok_runner
+from tests.harness.sluice_api import CapacityWatcher, kwok_runner
 
 pytestmark = pytest.mark.cluster
 RANK = {"critical": 0, "high": 1, "normal": 2, "low": 3}
@@ -15,24 +14,6 @@ RANK = {"critical": 0, "high": 1, "normal": 2, "low": 3}
 
 def _t(s: str) -> datetime:
     return datetime.fromisoformat(s.replace("Z", "+00:00"))
-
-
-class CapacityWatcher(threading.Thread):
-    """Samples the API (not the operator) for unfinished Jobs, as often as it can."""
-
-    def __init__(self, sluice):
-        super().__init__(daemon=True)
-        self.sluice, self.peak, self.samples, self.stop_flag = sluice, 0, 0, threading.Event()
-
-    def run(self):
-        while not self.stop_flag.is_set():
-            self.peak = max(self.peak, self.sluice.unfinished_job_slots())
-            self.samples += 1
-            time.sleep(0.05)
-
-    def stop(self):
-        self.stop_flag.set()
-        self.join()
 
 
 def test_fifty_executions_at_capacity_five_in_admission_order(sluice, start_operator):

@@ -1,6 +1,7 @@
 """Small sync helpers for tests and benchmarks: TestExecutions, TestQueues, waiting on them."""
 from __future__ import annotations
 
+import threading
 import time
 from typing import Callable
 
@@ -116,3 +117,21 @@ class Sluice:
 
     def events(self, name: str) -> list:
         return self.core.list_namespaced_event(self.ns, field_selector=f"involvedObject.name={name}").items
+
+
+class CapacityWatcher(threading.Thread):
+    """Samples the API (not the operator) for unfinished Jobs, as often as it can."""
+
+    def __init__(self, sluice):
+        super().__init__(daemon=True)
+        self.sluice, self.peak, self.samples, self.stop_flag = sluice, 0, 0, threading.Event()
+
+    def run(self):
+        while not self.stop_flag.is_set():
+            self.peak = max(self.peak, self.sluice.unfinished_job_slots())
+            self.samples += 1
+            time.sleep(0.05)
+
+    def stop(self):
+        self.stop_flag.set()
+        self.join()

@@ -42,6 +42,14 @@ CONTENT_TYPES = {
     ".ttf": "font/ttf",
     ".webmanifest": "application/manifest+json",
 }
+# S3 error codes no retry can cure (a wrong bucket or credentials): fail at once.
+PERMANENT_ERRORS = {
+    "NoSuchBucket",
+    "AccessDenied",
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "InvalidBucketName",
+}
 _PRIORITY = ["results.json", "junit.xml", "report/index.html", "screenshots/", "traces/", "videos/"]
 _S3_URL = re.compile(r"^s3://(?P<bucket>[^/]+)/?(?P<prefix>.*)$")
 
@@ -117,6 +125,9 @@ def _put(
             return None
         except Exception as exc:  # botocore's and the socket's errors alike: retry, then report
             error = f"{type(exc).__name__}: {exc}"
+            code = getattr(exc, "response", {}).get("Error", {}).get("Code")
+            if code in PERMANENT_ERRORS:
+                break
         time.sleep(max(0.0, min(0.5 * 2**attempt, deadline() - time.monotonic())))
     return error
 

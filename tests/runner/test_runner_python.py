@@ -18,6 +18,14 @@ from tests.runner.conftest import REPO, run_runner, runner_env, write_suite
 pytestmark = pytest.mark.runner
 
 PASSING = {
+    # The suite's own launch args must be extended by the runner's, not lose its executable.
+    "conftest.py": """
+import pytest
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args():
+    return {"slow_mo": 1}
+""",
     "test_home.py": """
 def test_title(page):
     page.goto("/index.html")
@@ -147,6 +155,18 @@ def test_sharded_suite_runs_every_test_once(tmp_path: Path, web_server: str, s3_
     assert {i.split("::")[1] for i in ids[0] + ids[1]} == {f"test_number[{n}]" for n in range(7)} | {
         "test_page[chromium]"
     }
+
+
+def test_upload_that_fails_is_infrastructure_error(tmp_path: Path, s3_server: S3Server) -> None:
+    suite = write_suite(tmp_path / "suite", {"test_plain.py": "def test_ok():\n    assert True\n"})
+    run = run_runner(tmp_path / "run", {
+        "SLUICE_SOURCE_DIR": str(suite), "SLUICE_ARTIFACTS_URL": "s3://no-such-bucket/runs/a/b/attempt-1/",
+        **s3_server.env(),
+    })  # fmt: skip
+    assert run.returncode == 3, run.output
+    msg = run.message
+    assert (msg["outcome"], msg["errorClass"], msg["passed"]) == ("error", "InfrastructureError", 1)
+    assert "not uploaded" in msg["message"] and "1 passed" in msg["message"]
 
 
 def test_invalid_source_exits_2(tmp_path: Path) -> None:

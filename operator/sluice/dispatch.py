@@ -57,7 +57,12 @@ class Dispatcher:
         self.fetching: set[Key] = set()
         self.checking: set[Key] = set()
         self.tasks: set[asyncio.Task] = set()
+        # Job creates, deletes and pod reads are on the critical path: they never queue
+        # behind status writes.
         self.sem = asyncio.Semaphore(settings.write_concurrency)
+        self.critical = asyncio.Semaphore(settings.write_concurrency)
+        self.position_tokens = settings.position_writes_per_second
+        self.tokens_at = time.monotonic()
         self.wakeup = asyncio.Event()
         self.ready = False
         self.is_leader: Callable[[], bool] = lambda: True
@@ -78,7 +83,7 @@ class Dispatcher:
             old = self.view.executions.get(key)
             if self.view.upsert_execution(obj):
                 if old is not None and (key in self.writing or key in self.pending_status):
-                    self.view.executions[key].status = old.status  # ours is newer
+                    self.view.set_status(key, old.status)  # ours is newer
                 self.first_seen.setdefault(key, _now())
         self.wake()
 
@@ -131,20 +136,30 @@ class Dispatcher:
             if not self.is_leader():
                 wake_at = None
                 continue
+            began = time.monotonic()
             try:
                 wake_at = self.pass_once()
             except Exception:  # a bug in one pass must not stop the queue
                 log.exception("dispatch pass failed")
                 wake_at = None
                 await asyncio.sleep(1)
+            spent = time.monotonic() - began
             again = self.queue_status.maybe_write(self.view, _now())
             if again is not None and (wake_at is None or again < wake_at):
                 wake_at = again
-            await asyncio.sleep(0.005)  # let a burst of watch events land before the next pass
+            # Let a burst of watch events land before the next pass; planning never takes more
+            # than about half of the loop, however large the view.
+            await asyncio.sleep(max(0.02, spent))
 
     def pass_once(self) -> datetime | None:
         now = _now()
-        result = plan(self.view, self.settings, now, self.first_seen, self.position_written_at)
+        rate = self.settings.position_writes_per_second
+        mono = time.monotonic()
+        self.position_tokens = min(rate, self.position_tokens + (mono - self.tokens_at) * rate)
+        self.tokens_at = mono
+        result = plan(self.view, self.settings, now, self.first_seen, self.position_written_at,
+                      int(self.position_tokens))
+        self.position_tokens -= result.position_writes
         self.passes += 1
         self.apply(result)
         if self.metrics and result.waiting == 0:
@@ -177,7 +192,7 @@ class Dispatcher:
             return
         prev = self.pending_status.get(key)
         events = (prev[1] if prev else []) + ([event] if event else [])
-        rec.status = status
+        self.view.set_status(key, status)
         self.pending_status[key] = (status, events)
         if key not in self.writing:
             self.writing.add(key)
@@ -236,15 +251,13 @@ class Dispatcher:
         placeholder = dict(c.job, metadata=dict(c.job["metadata"], resourceVersion="0"))
         self.view.upsert_job(placeholder)
         self.inflight_jobs.add(job_key)
-        rec = self.view.executions.get(c.key)
-        if rec is not None:
-            rec.status = c.status  # optimistic: the next pass must not admit it again
+        self.view.set_status(c.key, c.status)  # optimistic: the next pass must not admit it again
         self._spawn(self._create_attempt(c, job_key))
 
     async def _create_attempt(self, c: CreateAttempt, job_key: Key) -> None:
         ns, name = c.key
         try:
-            async with self.sem:
+            async with self.critical:
                 if c.config_map is not None:
                     try:
                         await self.kube.create(core_path(ns, "configmaps"), c.config_map)
@@ -277,7 +290,7 @@ class Dispatcher:
 
     async def _delete_job(self, job: JobRecord) -> None:
         try:
-            async with self.sem:
+            async with self.critical:
                 # Foreground: the Job stays (and holds its slot) until its pods are gone.
                 await self.kube.delete(job_path(job.namespace, job.name), propagation="Foreground")
         except ApiError as exc:
@@ -292,7 +305,7 @@ class Dispatcher:
     async def _fetch_pods(self, job: JobRecord) -> None:
         key = (job.namespace, job.name)
         try:
-            async with self.sem:
+            async with self.critical:
                 pods, _ = await self.kube.list_all(core_path(job.namespace, "pods"),
                                                    {"labelSelector": f"batch.kubernetes.io/job-name={job.name}"})
             self.view.pods[key] = pods
@@ -305,7 +318,7 @@ class Dispatcher:
 
     async def _check_config_map(self, key: Key, name: str) -> None:
         try:
-            async with self.sem:
+            async with self.critical:
                 await self.kube.get(core_path(key[0], "configmaps", name))
             self.view.missing_config_maps[key] = None
         except ApiError as exc:

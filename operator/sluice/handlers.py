@@ -1,6 +1,8 @@
 """kopf registrations: translate watch events into calls on the dispatcher, nothing more.
 
-Only `on.event` handlers: they make no writes of their own (no finalizers, no
+Handlers are coroutines so they run on the dispatcher's event loop (kopf runs plain functions
+in a thread pool, where touching the view would race with the dispatcher). Only `on.event`
+handlers: they make no writes of their own (no finalizers, no
 last-handled-configuration annotations), so the API writes per execution stay the
 dispatcher's alone.
 """
@@ -11,20 +13,52 @@ import kopf
 from .api.common import API_GROUP, API_VERSION, LABEL_EXECUTION
 
 
+class NoDiffBase(kopf.DiffBaseStorage):
+    """Sluice has no change-detecting handlers: skip kopf's per-event deep copy of every body."""
+
+    def build(self, *, body, extra_fields=None):
+        return kopf.BodyEssence()
+
+    def fetch(self, *, body):
+        return None
+
+    def store(self, *, body, patch, essence) -> None:
+        return None
+
+
+class NoProgress(kopf.ProgressStorage):
+    """Nor handler progress to persist: `on.event` handlers are not retried by kopf."""
+
+    def fetch(self, *, key, body):
+        return None
+
+    def store(self, *, key, record, body, patch) -> None:
+        return None
+
+    def purge(self, *, key, body, patch) -> None:
+        return None
+
+    def touch(self, *, body, patch, value) -> None:
+        return None
+
+    def clear(self, *, essence):
+        return essence
+
+
 def register(registry: kopf.OperatorRegistry, dispatcher) -> None:
     def _type(event: dict) -> str:
         return event.get("type") or "MODIFIED"  # None: the initial listing
 
     @kopf.on.event(API_GROUP, API_VERSION, "testexecutions", registry=registry)
-    def execution_event(event: dict, **_) -> None:
+    async def execution_event(event: dict, **_) -> None:
         dispatcher.on_execution(_type(event), event["object"])
 
     @kopf.on.event(API_GROUP, API_VERSION, "testqueues", registry=registry)
-    def queue_event(event: dict, **_) -> None:
+    async def queue_event(event: dict, **_) -> None:
         dispatcher.on_queue(_type(event), event["object"])
 
     @kopf.on.event("batch", "v1", "jobs", labels={LABEL_EXECUTION: kopf.PRESENT}, registry=registry)
-    def job_event(event: dict, **_) -> None:
+    async def job_event(event: dict, **_) -> None:
         dispatcher.on_job(_type(event), event["object"])
 
     @kopf.on.login(registry=registry)
@@ -39,3 +73,5 @@ def register(registry: kopf.OperatorRegistry, dispatcher) -> None:
         settings.watching.server_timeout = 300
         settings.watching.client_timeout = 330
         settings.batching.batch_window = 0.01
+        settings.persistence.diffbase_storage = NoDiffBase()
+        settings.persistence.progress_storage = NoProgress()

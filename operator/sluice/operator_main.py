@@ -76,7 +76,7 @@ async def run_operator(kubeconfig: str | None = None, settings: Settings | None 
     stopper = asyncio.create_task(stop.wait())
     done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
     for t in done:
-        if t is not stopper and t.exception() is not None:
+        if t is not stopper and not t.cancelled() and t.exception() is not None:
             log.error("task %s failed: %r", t.get_name(), t.exception())
     stop.set()
     await elector.release()

@@ -55,6 +55,7 @@ class Plan:
     check_config_maps: list[tuple[Key, str]] = field(default_factory=list)
     wake_at: datetime | None = None
     waiting: int = 0  # candidates left waiting after this plan
+    position_writes: int = 0  # how much of the position budget this plan used
 
     def wake(self, when: datetime) -> None:
         if self.wake_at is None or when < self.wake_at:
@@ -68,6 +69,8 @@ class Context:
     now: datetime
     first_seen: dict[Key, datetime]
     position_written_at: dict[Key, datetime]
+    position_budget: int = 10**9
+    _default_queue: TestQueueSpec | None = None
 
     def queue_spec(self, namespace: str, queue: str) -> TestQueueSpec | None:
         rec = self.view.queues.get((namespace, queue))
@@ -75,8 +78,10 @@ class Context:
             return rec.spec
         if queue == DEFAULT_QUEUE:
             # The default queue needs no object: only the operator-wide caps bound it.
-            return TestQueueSpec(running_capacity=self.settings.running_capacity,
-                                 queued_capacity=self.settings.queued_capacity)
+            if self._default_queue is None:
+                self._default_queue = TestQueueSpec(running_capacity=self.settings.running_capacity,
+                                                    queued_capacity=self.settings.queued_capacity)
+            return self._default_queue
         return None
 
 
@@ -106,8 +111,15 @@ class _Step:
 
     def __init__(self, rec: ExecutionRecord, ctx: Context, plan: Plan):
         self.rec, self.ctx, self.plan = rec, ctx, plan
-        self.st = rec.status.model_copy(deep=True)
+        self._st: TestExecutionStatus | None = None
         self.changed = False
+
+    @property
+    def st(self) -> TestExecutionStatus:
+        """The status being changed: copied on first use, so a pass that changes nothing copies nothing."""
+        if self._st is None:
+            self._st = self.rec.status.model_copy(deep=True)
+        return self._st
 
     def write(self, event: bool = True) -> None:
         self.plan.writes.append(StatusWrite(self.rec.key, self.st, _event_for(self.st) if event else None))
@@ -203,10 +215,10 @@ def _step_execution(rec: ExecutionRecord, ctx: Context, plan: Plan) -> Candidate
         step.finish(Phase.Cancelled, "Cancelled", "cancelled by spec.cancel")
         return None
     latest = max(jobs) if jobs else 0
-    st = step.st
     if latest > (st.attempt or 0):
         # A Job exists for an attempt the status does not know: we crashed between create and
         # status write. Adopt it rather than start another.
+        st = step.st
         job = jobs[latest]
         st.attempt, st.job_name = latest, job.name
         st.started_at = st.started_at or ctx.now
@@ -239,6 +251,7 @@ def _step_execution(rec: ExecutionRecord, ctx: Context, plan: Plan) -> Candidate
         return None
     if qspec is None:
         if st.phase != Phase.Pending or st.reason != "QueueNotFound":
+            st = step.st
             st.phase, st.reason = Phase.Pending, "QueueNotFound"
             st.message = f"TestQueue {rec.spec.queue!r} does not exist in namespace {rec.namespace}: create it"
             st.observed_generation = rec.generation
@@ -267,7 +280,7 @@ def _step_execution(rec: ExecutionRecord, ctx: Context, plan: Plan) -> Candidate
     if timeout > 0:
         deadline = queued_at + timedelta(seconds=timeout)
         if ctx.now >= deadline:
-            st.queued_at = queued_at
+            step.st.queued_at = queued_at
             step.finish(Phase.Failed, "QueueTimeout",
                         f"not admitted within queueTimeoutSeconds ({timeout}s)")
             return None
@@ -362,14 +375,16 @@ def _queue_or_reject(waiting: list[Candidate], admitted: set[Key], positions: di
                       f"waiting in queue {c.queue!r} at position {st.queue_position}")
         st.observed_generation = rec.generation
         apply_phase_conditions(st, ctx.now, rec.generation)
-        plan.writes.append(StatusWrite(c.key, st, _event_for(st)))
+        plan.writes.append(StatusWrite(c.key, st, None))  # waiting is not worth an Event each
         ctx.position_written_at[c.key] = ctx.now
     _update_positions(waiting, admitted, positions, ctx, plan)
 
 
 def _update_positions(waiting: list[Candidate], admitted: set[Key], positions: dict[Key, int],
                       ctx: Context, plan: Plan) -> None:
+    """Rewrites positions that moved, head of each queue first, within the position budget."""
     settings = ctx.settings
+    due: list[tuple[int, Candidate, str]] = []
     for c in waiting:
         rec = ctx.view.executions[c.key]
         if c.key in admitted or rec.status.phase != Phase.Queued:
@@ -385,24 +400,32 @@ def _update_positions(waiting: list[Candidate], admitted: set[Key], positions: d
             if desired != written and since is not None and since < settings.position_interval_seconds:
                 plan.wake(last + timedelta(seconds=settings.position_interval_seconds))
             continue
+        due.append((desired or 0, c, reason))
+    due.sort(key=lambda d: d[0])
+    for desired, c, reason in due[: ctx.position_budget]:
+        rec = ctx.view.executions[c.key]
         st = rec.status.model_copy(deep=True)
         st.queue_position = desired
         st.reason = reason
-        st.message = (f"queue {c.queue!r} is paused" if qspec.paused else
+        st.message = (f"queue {c.queue!r} is paused" if reason == "QueuePaused" else
                       f"waiting in queue {c.queue!r} at position {desired}")
         apply_phase_conditions(st, ctx.now, rec.generation)
-        event = _event_for(st) if reason != rec.status.reason else None
-        plan.writes.append(StatusWrite(c.key, st, event))
+        plan.writes.append(StatusWrite(c.key, st, None))
         ctx.position_written_at[c.key] = ctx.now
+    plan.position_writes = min(len(due), ctx.position_budget)
+    if len(due) > ctx.position_budget:
+        plan.wake(ctx.now + timedelta(seconds=1.0 / settings.position_writes_per_second))
 
 
 def plan(view: ClusterView, settings: Settings, now: datetime,
-         first_seen: dict[Key, datetime], position_written_at: dict[Key, datetime]) -> Plan:
+         first_seen: dict[Key, datetime], position_written_at: dict[Key, datetime],
+         position_budget: int = 10**9) -> Plan:
     """Everything that should happen now. The caller applies `writes`/`creates` to the view."""
-    ctx = Context(view, settings, now, first_seen, position_written_at)
+    ctx = Context(view, settings, now, first_seen, position_written_at, position_budget)
     result = Plan()
     waiting: list[Candidate] = []
-    for rec in list(view.executions.values()):
+    for key in list(view.active):
+        rec = view.executions[key]
         candidate = _step_execution(rec, ctx, result)
         if candidate is not None:
             waiting.append(candidate)

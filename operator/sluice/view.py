@@ -137,6 +137,26 @@ class ClusterView:
     pods: dict[Key, list[dict]] = field(default_factory=dict)  # finished Job key -> its pods
     missing_config_maps: dict[Key, str | None] = field(default_factory=dict)  # execution -> missing name or None
     jobs_by_execution: dict[Key, dict[int, JobRecord]] = field(default_factory=dict)
+    # executions the planner must look at: not terminal, or terminal with Jobs still to stop
+    active: set[Key] = field(default_factory=set)
+
+    def _index(self, key: Key) -> None:
+        rec = self.executions.get(key)
+        if rec is None:
+            self.active.discard(key)
+            return
+        done = rec.status.phase is not None and rec.status.phase.terminal
+        if done and not rec.deleting and not any(j.occupies for j in self.jobs_of(key).values()):
+            self.active.discard(key)
+        else:
+            self.active.add(key)
+
+    def set_status(self, key: Key, status) -> None:
+        """The dispatcher's own (optimistic) status change."""
+        rec = self.executions.get(key)
+        if rec is not None:
+            rec.status = status
+            self._index(key)
 
     # ---- events in -------------------------------------------------------------------------
     def upsert_execution(self, obj: dict) -> bool:
@@ -147,11 +167,13 @@ class ClusterView:
         if old is not None and old.uid != rec.uid:
             self.missing_config_maps.pop(rec.key, None)
         self.executions[rec.key] = rec
+        self._index(rec.key)
         return True
 
     def delete_execution(self, namespace: str, name: str) -> None:
         self.executions.pop((namespace, name), None)
         self.missing_config_maps.pop((namespace, name), None)
+        self.active.discard((namespace, name))
 
     def upsert_job(self, obj: dict) -> bool:
         rec = JobRecord.from_object(obj)
@@ -163,6 +185,7 @@ class ClusterView:
             return False
         self.jobs[key] = rec
         self.jobs_by_execution.setdefault((rec.namespace, rec.execution), {})[rec.attempt] = rec
+        self._index((rec.namespace, rec.execution))
         return True
 
     def delete_job(self, namespace: str, name: str) -> None:
@@ -172,6 +195,7 @@ class ClusterView:
             by = self.jobs_by_execution.get((namespace, rec.execution), {})
             if by.get(rec.attempt) is rec:
                 del by[rec.attempt]
+            self._index((namespace, rec.execution))
 
     def upsert_queue(self, obj: dict) -> None:
         rec = QueueRecord.from_object(obj)

@@ -26,10 +26,10 @@ class Sim:
         self.now = T0 + timedelta(seconds=seconds) if seconds else self.now
         p = plan(self.view, self.settings, self.now, self.first_seen, self.pos)
         for w in p.writes:
-            self.view.executions[w.key].status = w.status
+            self.view.set_status(w.key, w.status)
         for c in p.creates:
             self.view.upsert_job(c.job)
-            self.view.executions[c.key].status = c.status
+            self.view.set_status(c.key, c.status)
         for j in p.deletes:
             self.view.delete_job(j.namespace, j.name)
         return p

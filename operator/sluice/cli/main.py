@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 
 
@@ -18,10 +19,20 @@ def main(argv: list[str] | None = None) -> int:
         from ..logs import configure_logging
         from ..operator_main import run_operator
         configure_logging(args.log_level, args.log_format == "json")
+        profile = os.environ.get("SLUICE_PROFILE")  # developer aid: cProfile stats written on exit
+        profiler = None
+        if profile:
+            import cProfile
+            profiler = cProfile.Profile()
+            profiler.enable()
         try:
             asyncio.run(run_operator(args.kubeconfig))
         except KeyboardInterrupt:
             pass
+        finally:
+            if profiler is not None:
+                profiler.disable()
+                profiler.dump_stats(profile)
         return 0
     return 2
 

@@ -54,6 +54,7 @@ class Dispatcher:
         self.pending_status: dict[Key, tuple[TestExecutionStatus, list]] = {}
         self.writing: set[Key] = set()
         self.inflight_jobs: set[Key] = set()
+        self.starting: set[Key] = set()  # executions whose Job create is in flight
         self.fetching: set[Key] = set()
         self.checking: set[Key] = set()
         self.tasks: set[asyncio.Task] = set()
@@ -82,7 +83,7 @@ class Dispatcher:
         else:
             old = self.view.executions.get(key)
             if self.view.upsert_execution(obj):
-                if old is not None and (key in self.writing or key in self.pending_status):
+                if old is not None and (key in self.writing or key in self.pending_status or key in self.starting):
                     self.view.set_status(key, old.status)  # ours is newer
                 self.first_seen.setdefault(key, _now())
         self.wake()
@@ -252,6 +253,7 @@ class Dispatcher:
         self.view.upsert_job(placeholder)
         self.inflight_jobs.add(job_key)
         self.view.set_status(c.key, c.status)  # optimistic: the next pass must not admit it again
+        self.starting.add(c.key)
         self._spawn(self._create_attempt(c, job_key))
 
     async def _create_attempt(self, c: CreateAttempt, job_key: Key) -> None:
@@ -286,6 +288,7 @@ class Dispatcher:
             await self._refetch_execution(c.key)
         finally:
             self.inflight_jobs.discard(job_key)
+            self.starting.discard(c.key)
             self.wake()
 
     async def _delete_job(self, job: JobRecord) -> None:

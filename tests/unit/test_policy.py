@@ -33,10 +33,10 @@ def test_retry_decisions():
 
 def test_classify_outcomes():
     msg = {"v": 1, "outcome": "passed", "total": 3, "passed": 3, "durationSeconds": 1.5,
-           "artifacts": {"url": "s3://b/ns/x/attempt-1/", "report": "s3://b/ns/x/attempt-1/report/index.html"}}
+           "artifacts": {"url": "s3://b/ns/x/attempt-1/", "report": "report/index.html"}}
     ok = classify_attempt(finished(JOB), [pod("x-a1", 0, msg)])
-    assert ok.succeeded and ok.results.passed == 3 and ok.artifacts.report.endswith("index.html")
-    failed = classify_attempt(finished(JOB, "Failed", "BackoffLimitExceeded"), [pod("x-a1", 1, {"outcome": "failed", "total": 2, "failed": 1, "passed": 1})])
+    assert ok.succeeded and ok.results.passed == 3 and ok.artifacts.report == "s3://b/ns/x/attempt-1/report/index.html"
+    failed = classify_attempt(finished(JOB, "Failed", "BackoffLimitExceeded"), [pod("x-a1", 1, {"outcome": "failed", "errorClass": "TestFailure", "total": 2, "failed": 1, "passed": 1})])
     assert failed.failure_class == "TestFailure" and failed.reason == "TestsFailed" and failed.results.failed == 1
     invalid = classify_attempt(finished(JOB, "Failed", "PodFailurePolicy", "exit 2"), [pod("x-a1", 2, "no tests found")])
     assert invalid.failure_class == "InvalidSpec" and "no tests found" in invalid.message
@@ -54,12 +54,15 @@ def test_classify_outcomes():
 
 
 def test_sharded_results_are_summed_and_url_is_the_attempt_prefix():
-    shard = lambda i, p, f: pod("x-a1", 0 if not f else 1, {"total": p + f, "passed": p, "failed": f, "durationSeconds": 2.0 + i,
-                                                            "artifacts": {"url": f"s3://b/ns/x/attempt-1/shard-{i}/", "screenshots": [f"s{i}.png"]}}, index=i)
+    def shard(i, p, f):
+        return pod("x-a1", 0 if not f else 1, {
+            "outcome": "failed" if f else "passed", "total": p + f, "passed": p, "failed": f, "durationSeconds": 2.0 + i,
+            "artifacts": {"url": "s3://b/ns/x/attempt-1/", "screenshots": [f"shard-{i}/screenshots/s.png"]}}, index=i)
     out = classify_attempt(finished(JOB, "Failed", "FailedIndexes"), [shard(0, 3, 0), shard(1, 2, 1)])
     assert out.failure_class == "TestFailure"
     assert (out.results.total, out.results.passed, out.results.failed, out.results.duration_seconds) == (6, 5, 1, 3.0)
-    assert out.artifacts.url == "s3://b/ns/x/attempt-1/" and out.artifacts.screenshots == ["s0.png", "s1.png"]
+    assert out.artifacts.url == "s3://b/ns/x/attempt-1/"
+    assert out.artifacts.screenshots == [f"s3://b/ns/x/attempt-1/shard-{i}/screenshots/s.png" for i in (0, 1)]
 
 
 def _eff(**spec):

@@ -61,7 +61,7 @@ def test_finished_job_frees_its_slot_and_next_is_admitted():
     sim.add(execution("a", 0))
     sim.add(execution("b", 1))
     sim.step()
-    sim.finish("a-a1", 0, {"total": 1, "passed": 1})
+    sim.finish("a-a1", 0, {"outcome": "passed", "total": 1, "passed": 1})
     p = sim.step(10)
     assert sim.status("a").phase == Phase.Succeeded and sim.status("a").results.passed == 1
     assert [c.key[1] for c in p.creates] == ["b"]

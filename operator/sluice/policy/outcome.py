@@ -7,8 +7,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from pydantic import ValidationError
+from sluice_runner.report import RunnerResult
+
 from ..api.execution import ArtifactLinks, Results
-from ..api.runner_message import RunnerMessage, parse_runner_message
 
 ARTIFACT_LIST_CAP = 20
 
@@ -32,7 +34,17 @@ class AttemptOutcome:
     exit_code: int | None = None
     results: Results | None = None
     artifacts: ArtifactLinks | None = None
-    messages: list[RunnerMessage] = field(default_factory=list)
+    messages: list[RunnerResult] = field(default_factory=list)
+
+
+def parse_runner_message(text: str | None) -> RunnerResult | None:
+    """None when the text is not a runner message (e.g. the log tail of a crashed container)."""
+    if not text or not text.lstrip().startswith("{"):
+        return None
+    try:
+        return RunnerResult.from_termination_message(text)
+    except (ValueError, ValidationError):
+        return None
 
 
 def job_finished(job: dict) -> str | None:
@@ -66,7 +78,7 @@ def _pod_evicted(pod: dict) -> bool:
     )
 
 
-def classify_pod(pod: dict) -> tuple[str | None, str, int | None, RunnerMessage | None]:
+def classify_pod(pod: dict) -> tuple[str | None, str, int | None, RunnerResult | None]:
     """(failure class or None for success, message, exit code, runner message) of one pod."""
     term = _terminated(pod)
     exit_code = term.get("exitCode")
@@ -81,7 +93,7 @@ def classify_pod(pod: dict) -> tuple[str | None, str, int | None, RunnerMessage 
     if exit_code == 2:
         return "InvalidSpec", text or "the runner rejected the source or configuration", 2, msg
     if exit_code == 3:
-        cls = msg.error_class if msg and msg.error_class in ("BrowserCrash", "InfrastructureError") else "InfrastructureError"
+        cls = msg.errorClass if msg and msg.errorClass in ("BrowserCrash", "InfrastructureError") else "InfrastructureError"
         return cls, text or "infrastructure error in the runner", 3, msg
     if term.get("reason") == "OOMKilled":
         return "InfrastructureError", "the runner was OOMKilled: raise spec.runner.resources.limits.memory", exit_code, msg
@@ -90,8 +102,15 @@ def classify_pod(pod: dict) -> tuple[str | None, str, int | None, RunnerMessage 
     return "InfrastructureError", text or f"the runner exited with unexpected code {exit_code}", exit_code, msg
 
 
-def _merge_messages(msgs: list[RunnerMessage]) -> tuple[Results | None, ArtifactLinks | None]:
-    """Sums shard results; artifacts lists are joined and capped."""
+def _full(url: str | None, entry: str | None) -> str | None:
+    """Runner entries are keys relative to the attempt's prefix; status shows full URLs."""
+    if entry is None or "://" in entry or not url:
+        return entry
+    return url.rstrip("/") + "/" + entry.lstrip("/")
+
+
+def _merge_messages(msgs: list[RunnerResult]) -> tuple[Results | None, ArtifactLinks | None]:
+    """Sums shard results; artifact lists are joined (as full URLs) and capped."""
     if not msgs:
         return None, None
     results = Results()
@@ -100,25 +119,17 @@ def _merge_messages(msgs: list[RunnerMessage]) -> tuple[Results | None, Artifact
     for m in msgs:
         for f in ("total", "passed", "failed", "skipped", "flaky"):
             setattr(results, f, getattr(results, f) + getattr(m, f))
-        if m.duration_seconds is not None:
-            durations.append(m.duration_seconds)
-        if m.artifacts:
-            for f in ("url", "report", "junit"):
-                if getattr(links, f) is None:
-                    setattr(links, f, getattr(m.artifacts, f))
-            for f in ("traces", "videos", "screenshots"):
-                getattr(links, f).extend(getattr(m.artifacts, f))
+        durations.append(m.durationSeconds)
+        a = m.artifacts
+        links.url = links.url or a.url
+        links.report = links.report or _full(a.url, a.report)
+        links.junit = links.junit or _full(a.url, a.junit)
+        for f in ("traces", "videos", "screenshots"):
+            getattr(links, f).extend(_full(a.url, e) for e in getattr(a, f))
     for f in ("traces", "videos", "screenshots"):
         setattr(links, f, getattr(links, f)[:ARTIFACT_LIST_CAP])
     results.duration_seconds = max(durations) if durations else None
     return results, links
-
-
-def _shard_url(url: str | None) -> str | None:
-    """Sharded runs upload under shard-<i>/: the attempt's prefix is the parent."""
-    if url and "/shard-" in url:
-        return url[: url.rindex("/shard-") + 1]
-    return url
 
 
 def classify_attempt(job: dict, pods: list[dict]) -> AttemptOutcome:
@@ -128,8 +139,6 @@ def classify_attempt(job: dict, pods: list[dict]) -> AttemptOutcome:
     per_pod = [classify_pod(p) for p in pods]
     msgs = [m for (_, _, _, m) in per_pod if m is not None]
     results, links = _merge_messages(msgs)
-    if links is not None:
-        links.url = _shard_url(links.url)
     failed_cond = _condition(job, "Failed")
     if finished == "Failed" and failed_cond.get("reason") == "DeadlineExceeded":
         return AttemptOutcome(False, "Timeout", "DeadlineExceeded",

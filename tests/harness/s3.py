@@ -108,13 +108,13 @@ def _wait_ready(endpoint: str, proc: subprocess.Popen[bytes], log: Path, timeout
     raise RuntimeError(f"minio not ready after {timeout}s: {log.read_text()[-2000:]}")
 
 
-@pytest.fixture(scope="session")
-def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+def start_minio(root: Path, port: int | None = None) -> tuple[S3Server, subprocess.Popen[bytes]]:
+    """Starts MinIO in `root` (data and log), detached in its own session; creates the bucket."""
     binary = find_minio()
     if binary is None:
-        pytest.fail("minio not found: run hack/build-tools (or set SLUICE_MINIO to a minio binary)")
-    root = tmp_path_factory.mktemp("minio")
-    port, console = free_port(), free_port()
+        raise RuntimeError("minio not found: run hack/build-tools (or set SLUICE_MINIO to a minio binary)")
+    root.mkdir(parents=True, exist_ok=True)
+    port, console = port or free_port(), free_port()
     env = {
         **os.environ,
         "MINIO_ROOT_USER": ACCESS_KEY,
@@ -130,15 +130,29 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
             env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
     endpoint = f"http://127.0.0.1:{port}"
+    _wait_ready(endpoint, proc, log)
+    server = S3Server(endpoint, ACCESS_KEY, SECRET_KEY, REGION, BUCKET)
+    client = server.client()
+    if BUCKET not in {b["Name"] for b in client.list_buckets().get("Buckets", [])}:
+        client.create_bucket(Bucket=BUCKET)
+    return server, proc
+
+
+def stop_minio(proc: subprocess.Popen[bytes]) -> None:
+    os.killpg(proc.pid, signal.SIGTERM)
     try:
-        _wait_ready(endpoint, proc, log)
-        server = S3Server(endpoint, ACCESS_KEY, SECRET_KEY, REGION, BUCKET)
-        server.client().create_bucket(Bucket=BUCKET)
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    if find_minio() is None:
+        pytest.fail("minio not found: run hack/build-tools (or set SLUICE_MINIO to a minio binary)")
+    server, proc = start_minio(tmp_path_factory.mktemp("minio"))
+    try:
         yield server
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop_minio(proc)

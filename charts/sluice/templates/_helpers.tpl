@@ -1,0 +1,88 @@
+{{/* Names and labels shared by every template. */}}
+{{- define "sluice.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "sluice.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "sluice.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "sluice.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: operator
+{{- end }}
+
+{{- define "sluice.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+app.kubernetes.io/name: {{ include "sluice.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: sluice
+{{- end }}
+
+{{- define "sluice.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "sluice.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* repository:tag, or repository@digest when a digest is given. */}}
+{{- define "sluice.image" -}}
+{{- if .image.digest }}
+{{- printf "%s@%s" .image.repository .image.digest }}
+{{- else }}
+{{- printf "%s:%s" .image.repository (default .appVersion .image.tag) }}
+{{- end }}
+{{- end }}
+
+{{- define "sluice.leaseNamespace" -}}
+{{- default .Release.Namespace .Values.leaderElection.leaseNamespace }}
+{{- end }}
+
+{{/* Namespaces that get the runner ServiceAccount: the release's and every watched one. */}}
+{{- define "sluice.runnerNamespaces" -}}
+{{- $all := list .Release.Namespace }}
+{{- range .Values.watchNamespaces }}{{ $all = append $all . }}{{ end }}
+{{- $all | uniq | join "," }}
+{{- end }}
+
+{{/* The operator's rules on the namespaced resources it touches; see operator/sluice/kube/. */}}
+{{- define "sluice.operatorRules" -}}
+# Watched by kopf, listed on start-up and every resync.
+- apiGroups: ["sluice.dev"]
+  resources: ["testexecutions", "testqueues"]
+  verbs: ["get", "list", "watch"]
+# Status is the operator's only write to the user's objects (merge patches).
+- apiGroups: ["sluice.dev"]
+  resources: ["testexecutions/status", "testqueues/status"]
+  verbs: ["patch"]
+# One runner Job per attempt; deleted on cancel (the GC removes the rest via ownerReferences).
+- apiGroups: ["batch"]
+  resources: ["jobs"]
+  verbs: ["get", "list", "watch", "create", "delete"]
+# Inline sources become a ConfigMap owned by the execution; spec.source.configMap is checked to exist.
+- apiGroups: [""]
+  resources: ["configmaps"]
+  verbs: ["get", "create"]
+# Runner pods are read for exit codes and termination messages (never created: the Job controller does).
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["get", "list"]
+# An Event on every transition (`kubectl describe tx`).
+- apiGroups: [""]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+{{- end }}

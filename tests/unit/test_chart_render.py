@@ -1,0 +1,176 @@
+"""The Helm chart, rendered by the real `helm` (no cluster): values -> SLUICE_* settings, RBAC shape,
+security context, the values schema, and the CRD copies. Server-side checks are in
+tests/cluster/test_chart.py."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from sluice.api.settings import Settings
+from tests.harness.chart import CHART, ROOT, find, helm, operator_env, template
+from tests.harness.tools import HarnessError, ensure_bin_dir
+
+VALUE_SETS = {
+    "defaults": [],
+    "namespaced-ha": ["replicas=2", "watchNamespaces={team-a,team-b}", "capacity.running=20"],
+    "artifacts-digest": ["artifacts.bucket=reports", "artifacts.endpoint=http://minio:9000",
+                         "artifacts.secretName=s3-keys", "runner.image.digest=sha256:" + "a" * 64,
+                         "metrics.service.enabled=false", "runner.serviceAccount.create=false"],
+    "no-rbac": ["rbac.create=false", "serviceAccount.create=false", "serviceAccount.name=ops"],
+}
+
+
+@pytest.fixture(scope="module")
+def bin_dir():
+    try:
+        return ensure_bin_dir()
+    except HarnessError as exc:
+        if os.environ.get("CI"):
+            pytest.fail(str(exc), pytrace=False)
+        pytest.skip(str(exc))
+
+
+def _settings_from(env: dict[str, str], monkeypatch) -> Settings:
+    for key in [k for k in os.environ if k.startswith("SLUICE_")]:
+        monkeypatch.delenv(key)
+    for key, value in env.items():
+        if key.startswith("SLUICE_") and value is not None:
+            monkeypatch.setenv(key, value)
+    return Settings()
+
+
+def test_chart_crds_are_byte_copies_of_crds_dir():
+    """crds/ is the one source of truth; hack/gen-crds writes the chart's copies."""
+    ours = sorted(p.name for p in (ROOT / "crds").glob("*.yaml"))
+    assert sorted(p.name for p in (CHART / "crds").glob("*.yaml")) == ours
+    for name in ours:
+        assert (CHART / "crds" / name).read_bytes() == (ROOT / "crds" / name).read_bytes(), name
+    proc = subprocess.run([sys.executable, str(ROOT / "hack" / "gen-crds"), "--check"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize("name", sorted(VALUE_SETS))
+def test_lint_passes(bin_dir, name):
+    args = ["lint", str(CHART), "--strict", "--kube-version", "1.35.4"]
+    for s in VALUE_SETS[name]:
+        args += ["--set", s]
+    helm(bin_dir, *args)
+
+
+def test_every_operator_setting_has_a_value_and_defaults_agree(bin_dir, monkeypatch):
+    env = operator_env(template(bin_dir, namespace="sluice-system"))
+    expected = {f"SLUICE_{name.upper()}" for name in Settings.model_fields}
+    assert expected <= set(env), f"settings without a chart value: {sorted(expected - set(env))}"
+    from_chart = _settings_from(env, monkeypatch).model_dump()
+    defaults = _settings_from({}, monkeypatch).model_dump()
+    assert from_chart.pop("lease_namespace") == "sluice-system"  # the release namespace, not ""
+    defaults.pop("lease_namespace")
+    assert from_chart == defaults
+
+
+def test_values_reach_the_settings(bin_dir, monkeypatch, tmp_path):
+    values = {
+        "watchNamespaces": ["team-a", "team-b"],
+        "capacity": {"running": 12, "queued": 3000},
+        "defaults": {"timeoutSeconds": 900, "retries": 0, "backoff": {"initialSeconds": 5, "factor": 1.5, "maxSeconds": 60}},
+        "runner": {"image": {"repository": "registry.example/runner", "tag": "v9"}, "imagePullPolicy": "Always",
+                   "resources": {"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"cpu": "2", "memory": "4Gi"}},
+                   "jobTTLSeconds": 10000000, "terminationGraceSeconds": 45, "podPendingGraceSeconds": 120},
+        "artifacts": {"bucket": "b", "prefix": "p/q", "endpoint": "http://minio:9000", "region": "eu-west-1",
+                      "secretName": "s3"},
+        "dispatch": {"exactPositions": 10, "positionIntervalSeconds": 0.5, "positionWritesPerSecond": 25,
+                     "queueStatusIntervalSeconds": 2, "resyncSeconds": 30, "writeConcurrency": 8},
+        "leaderElection": {"leaseName": "l", "leaseNamespace": "elsewhere", "leaseDurationSeconds": 20, "renewSeconds": 4},
+        "metrics": {"port": 9090}, "health": {"port": 9091},
+    }
+    st = _settings_from(operator_env(template(bin_dir, values=values, tmp=tmp_path)), monkeypatch)
+    assert st.watch_namespaces == ["team-a", "team-b"]
+    assert (st.running_capacity, st.queued_capacity) == (12, 3000)
+    assert (st.default_timeout_seconds, st.default_retries, st.default_backoff_initial_seconds,
+            st.default_backoff_factor, st.default_backoff_max_seconds) == (900, 0, 5, 1.5, 60)
+    assert (st.runner_image, st.runner_image_pull_policy) == ("registry.example/runner:v9", "Always")
+    assert (st.runner_cpu_request, st.runner_memory_request, st.runner_cpu_limit, st.runner_memory_limit) == \
+        ("1", "2Gi", "2", "4Gi")
+    assert st.runner_service_account == "sluice-runner"  # created in every watched namespace
+    assert (st.job_ttl_seconds, st.termination_grace_seconds, st.pod_pending_grace_seconds) == (10000000, 45, 120)
+    assert (st.artifacts_bucket, st.artifacts_prefix, st.artifacts_endpoint, st.artifacts_region,
+            st.artifacts_secret) == ("b", "p/q", "http://minio:9000", "eu-west-1", "s3")
+    assert (st.exact_positions, st.position_interval_seconds, st.position_writes_per_second,
+            st.queue_status_interval_seconds, st.resync_seconds, st.write_concurrency) == (10, 0.5, 25, 2, 30, 8)
+    assert (st.lease_name, st.lease_namespace, st.lease_duration_seconds, st.lease_renew_seconds) == \
+        ("l", "elsewhere", 20, 4)
+    assert (st.metrics_port, st.health_port) == (9090, 9091)
+
+
+def test_cluster_wide_rbac_is_exactly_what_the_operator_calls(bin_dir):
+    objs = template(bin_dir)
+    (role,) = find(objs, "ClusterRole")
+    rules = {(g, r): set(rule["verbs"]) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"]}
+    assert rules == {
+        ("sluice.dev", "testexecutions"): {"get", "list", "watch"},
+        ("sluice.dev", "testqueues"): {"get", "list", "watch"},
+        ("sluice.dev", "testexecutions/status"): {"patch"},
+        ("sluice.dev", "testqueues/status"): {"patch"},
+        ("batch", "jobs"): {"get", "list", "watch", "create", "delete"},
+        ("", "configmaps"): {"get", "create"},
+        ("", "pods"): {"get", "list"},
+        ("", "events"): {"create", "patch"},
+    }
+    (leader,) = find(objs, "Role", "sluice-leader", "sluice-system")
+    assert leader["rules"] == [
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "resourceNames": ["sluice-operator"],
+         "verbs": ["get", "update"]},
+    ]
+    assert find(objs, "ClusterRoleBinding")[0]["subjects"] == [
+        {"kind": "ServiceAccount", "name": "sluice", "namespace": "sluice-system"}]
+
+
+def test_watch_namespaces_get_roles_and_no_cluster_rights(bin_dir):
+    objs = template(bin_dir, "watchNamespaces={team-a,team-b}")
+    assert not find(objs, "ClusterRole") and not find(objs, "ClusterRoleBinding")
+    for ns in ("team-a", "team-b"):
+        assert find(objs, "Role", "sluice", ns) and find(objs, "RoleBinding", "sluice", ns)
+    runner_sas = find(objs, "ServiceAccount", "sluice-runner")
+    assert sorted(sa["metadata"]["namespace"] for sa in runner_sas) == ["sluice-system", "team-a", "team-b"]
+    assert all(sa["automountServiceAccountToken"] is False for sa in runner_sas)
+
+
+def test_operator_pod_is_restricted_and_probed(bin_dir):
+    objs = template(bin_dir, "replicas=2")
+    (deploy,) = find(objs, "Deployment")
+    assert deploy["spec"]["replicas"] == 2
+    pod = deploy["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    (c,) = pod["containers"]
+    assert c["securityContext"] == {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                                    "runAsNonRoot": True, "capabilities": {"drop": ["ALL"]}}
+    ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+    assert ports == {"metrics": 8080, "health": 8081}
+    assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
+    assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "health"}
+    assert c["resources"]["requests"] and c["resources"]["limits"]["memory"]
+    assert c["image"] == "ghcr.io/sluice-dev/sluice-operator:0.1.0"
+    (svc,) = find(objs, "Service")
+    assert svc["spec"]["selector"] == deploy["spec"]["selector"]["matchLabels"]
+    assert svc["spec"]["ports"][0]["targetPort"] == "metrics"
+
+
+@pytest.mark.parametrize("bad,message", [
+    (["capacty.running=3"], "additional properties 'capacty' not allowed"),
+    (["capacity.running=0"], "/capacity/running"),
+    (["runner.imagePullPolicy=Sometimes"], "/runner/imagePullPolicy"),
+    (["watchNamespaces={Team_A}"], "/watchNamespaces/0"),
+    (["metrics.port=8081"], "metrics.port and health.port must differ"),
+])
+def test_bad_values_fail_with_a_clear_message(bin_dir, bad, message):
+    args = ["template", "x", str(CHART), "--kube-version", "1.35.4"]
+    for s in bad:
+        args += ["--set", s]
+    proc = helm(bin_dir, *args, check=False)
+    assert proc.returncode != 0
+    assert message in proc.stderr, proc.stderr

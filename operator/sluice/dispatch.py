@@ -115,6 +115,8 @@ class Dispatcher:
 
     # ---- the loop ---------------------------------------------------------------------------
     async def run(self) -> None:
+        if self.metrics:
+            self.metrics.watch_api(self.kube)  # sluice_api_errors_total
         await self.resync()
         self.ready = True
         log.info("view rebuilt: %d executions, %d jobs, %d queues",

@@ -1,5 +1,15 @@
-"""Prometheus metrics: counters and histograms fed by the dispatcher, gauges read from the view
-at scrape time (so they always agree with what the API shows)."""
+"""Prometheus metrics of the operator, served on /metrics (port SLUICE_METRICS_PORT).
+
+Two kinds, so that what Prometheus shows agrees with what the API shows:
+- gauges (queue depth, running slots, capacities, executions by phase) are computed from the
+  dispatcher's view at scrape time, never kept as counters that could drift;
+- counters and histograms (admissions, outcomes, wait, run, dispatch latency, API errors) are
+  fed by the dispatcher's hooks when its writes succeed; each execution is counted once (by uid).
+
+Names follow Prometheus conventions: `sluice_` prefix, seconds, `_total` for counters. The
+global caps carry no labels (`sluice_operator_*_capacity`); per-queue series carry `namespace`
+and `queue`. Nothing here decides anything: it only observes.
+"""
 from __future__ import annotations
 
 import collections
@@ -11,30 +21,66 @@ from prometheus_client.core import GaugeMetricFamily
 from .api.execution import Phase
 from .view import ClusterView
 
-_SECONDS_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200)
+SECONDS_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200)
+DISPATCH_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+REMEMBERED = 100_000  # uids remembered to count each execution once; bounded, oldest forgotten
+
+
+class _SeenOnce:
+    """A bounded set: `first(x)` is True the first time x is seen (among the last `size`)."""
+
+    def __init__(self, size: int = REMEMBERED):
+        self.size, self.items = size, collections.OrderedDict()
+
+    def first(self, item) -> bool:
+        if item in self.items:
+            return False
+        self.items[item] = None
+        if len(self.items) > self.size:
+            self.items.popitem(last=False)
+        return True
+
+
+def api_operation(method: str, path: str) -> str:
+    """`PATCH /apis/sluice.dev/v1alpha1/namespaces/x/testexecutions/y/status` -> `patch_testexecutions_status`."""
+    parts = [p for p in path.split("?")[0].split("/") if p]
+    resource, sub = "", ""
+    if "namespaces" in parts:
+        i = parts.index("namespaces")
+        rest = parts[i + 2:]
+        if not rest:
+            resource = "namespaces"
+        else:
+            resource = rest[0]
+            sub = rest[2] if len(rest) > 2 else ""
+    elif parts:
+        resource = parts[-1] if parts[0] == "api" or len(parts) <= 3 else parts[3]
+    op = f"{method.lower()}_{resource}"
+    return f"{op}_{sub}" if sub else op
 
 
 class Metrics:
     def __init__(self, view_getter, settings, is_leader=lambda: True):
         self.registry = CollectorRegistry()
         self._view_getter, self._settings, self._is_leader = view_getter, settings, is_leader
-        self.admissions = Counter("sluice_admissions_total", "Attempts started (Jobs created).",
+        self.admissions = Counter("sluice_admissions_total", "Attempts started (runner Jobs created).",
                                   ["namespace", "queue"], registry=self.registry)
-        self.outcomes = Counter("sluice_outcomes_total", "Executions that reached a terminal phase.",
+        self.outcomes = Counter("sluice_outcomes_total", "Executions that reached a terminal phase, by phase and reason.",
                                 ["namespace", "queue", "phase", "reason"], registry=self.registry)
-        self.wait = Histogram("sluice_wait_seconds", "Time from queued to first attempt started.",
-                              ["namespace", "queue"], buckets=_SECONDS_BUCKETS, registry=self.registry)
-        self.run = Histogram("sluice_run_seconds", "Time from first attempt started to terminal phase.",
-                             ["namespace", "queue"], buckets=_SECONDS_BUCKETS, registry=self.registry)
+        self.wait = Histogram("sluice_wait_seconds", "Time from queued to the first attempt started.",
+                              ["namespace", "queue"], buckets=SECONDS_BUCKETS, registry=self.registry)
+        self.run = Histogram("sluice_run_seconds", "Time from the first attempt started to the terminal phase "
+                             "(Succeeded, Failed, TimedOut).",
+                             ["namespace", "queue"], buckets=SECONDS_BUCKETS, registry=self.registry)
         self.dispatch_latency = Histogram(
             "sluice_dispatch_latency_seconds", "Time from a running slot freeing to the next Job existing.",
-            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10), registry=self.registry)
+            buckets=DISPATCH_BUCKETS, registry=self.registry)
         self.api_errors = Counter("sluice_api_errors_total", "Failed Kubernetes API requests by the operator.",
-                                  ["operation"], registry=self.registry)
+                                  ["operation", "code"], registry=self.registry)
         self.registry.register(_ViewCollector(self))
         self._freed: collections.deque[float] = collections.deque()
-        self._counted: set[tuple[str, str, str]] = set()
-        self.latencies: list[float] = []  # raw samples for the benchmark
+        self._outcome_seen = _SeenOnce()
+        self._wait_seen = _SeenOnce()
 
     # ---- hooks called by the dispatcher ----
     def slot_freed(self, at: float) -> None:
@@ -46,59 +92,99 @@ class Metrics:
     def admitted(self, namespace: str, queue: str) -> None:
         self.admissions.labels(namespace, queue).inc()
         if self._freed:
-            latency = time.monotonic() - self._freed.popleft()
-            self.dispatch_latency.observe(latency)
-            self.latencies.append(latency)
+            self.dispatch_latency.observe(time.monotonic() - self._freed.popleft())
 
     def status_written(self, obj: dict) -> None:
+        """Called with the object the API returned for each status write of an execution."""
         meta, status, spec = obj.get("metadata") or {}, obj.get("status") or {}, obj.get("spec") or {}
         phase = status.get("phase")
-        if phase not in {p.value for p in Phase if p.terminal}:
-            return
-        ident = (meta.get("namespace", ""), meta.get("name", ""), meta.get("uid", ""))
-        if ident in self._counted:
-            return
-        self._counted.add(ident)
-        ns, queue = ident[0], spec.get("queue", "default")
-        self.outcomes.labels(ns, queue, phase, status.get("reason", "")).inc()
+        ns, queue = meta.get("namespace", ""), spec.get("queue") or "default"
+        ident = (ns, meta.get("name", ""), meta.get("uid", ""))
         from .view import _ts
-        if status.get("startedAt") and status.get("queuedAt"):
-            self.wait.labels(ns, queue).observe((_ts(status["startedAt"]) - _ts(status["queuedAt"])).total_seconds())
-        if status.get("startedAt") and status.get("completedAt"):
-            self.run.labels(ns, queue).observe((_ts(status["completedAt"]) - _ts(status["startedAt"])).total_seconds())
+        started, queued = status.get("startedAt"), status.get("queuedAt")
+        if started and queued and phase not in ("Pending", "Queued"):
+            if self._wait_seen.first(ident):  # once per execution, at its first write after admission
+                self.wait.labels(ns, queue).observe(max(0.0, (_ts(started) - _ts(queued)).total_seconds()))
+        if phase not in {p.value for p in Phase if p.terminal} or not self._outcome_seen.first(ident):
+            return
+        self.outcomes.labels(ns, queue, phase, status.get("reason", "")).inc()
+        if phase in ("Succeeded", "Failed", "TimedOut") and started and status.get("completedAt"):
+            self.run.labels(ns, queue).observe(max(0.0, (_ts(status["completedAt"]) - _ts(started)).total_seconds()))
+
+    def api_error(self, method: str, path: str, code: int | str) -> None:
+        self.api_errors.labels(api_operation(method, path), str(code)).inc()
+
+    def watch_api(self, kube) -> None:
+        """Counts the failed requests of `kube` (a sluice.kube.client.Kube) in sluice_api_errors_total."""
+        if getattr(kube, "_sluice_metrics_wrapped", False):
+            return
+        request = kube.request
+
+        async def counted(method, path, *args, **kwargs):
+            try:
+                return await request(method, path, *args, **kwargs)
+            except Exception as exc:
+                self.api_error(method, path, getattr(exc, "status", None) or type(exc).__name__)
+                raise
+
+        kube.request = counted
+        kube._sluice_metrics_wrapped = True
 
 
 class _ViewCollector:
-    """Queue depth, running slots and capacities straight from the view at scrape time."""
+    """Queue depth, running slots, capacities and executions by phase from the view at scrape time."""
 
     def __init__(self, metrics: Metrics):
         self.m = metrics
 
     def collect(self):
         view: ClusterView = self.m._view_getter()
-        depth = GaugeMetricFamily("sluice_queue_depth", "Executions waiting (phase Queued).", labels=["namespace", "queue"])
-        running = GaugeMetricFamily("sluice_running", "Running slots held by unfinished Jobs.", labels=["namespace", "queue"])
-        cap = GaugeMetricFamily("sluice_running_capacity", "Running capacity in slots.", labels=["namespace", "queue"])
+        settings = self.m._settings
+        labels = ["namespace", "queue"]
+        depth = GaugeMetricFamily("sluice_queue_depth", "Executions waiting (phase Queued).", labels=labels)
+        running = GaugeMetricFamily("sluice_running", "Running slots held by unfinished Jobs.", labels=labels)
+        cap = GaugeMetricFamily("sluice_running_capacity", "Running capacity of a queue, in slots.", labels=labels)
+        qcap = GaugeMetricFamily("sluice_queued_capacity", "Queued capacity of a queue.", labels=labels)
+        paused = GaugeMetricFamily("sluice_queue_paused", "1 while a queue is paused.", labels=labels)
+        phases = GaugeMetricFamily("sluice_executions", "TestExecutions by phase.", labels=[*labels, "phase"])
+        op_cap = GaugeMetricFamily("sluice_operator_running_capacity", "Cluster-wide running cap (SLUICE_RUNNING_CAPACITY).")
+        op_qcap = GaugeMetricFamily("sluice_operator_queued_capacity", "Cluster-wide queued cap (SLUICE_QUEUED_CAPACITY).")
         leader = GaugeMetricFamily("sluice_leader", "1 on the replica that dispatches.")
         counts: dict[tuple[str, str], int] = {}
         slots: dict[tuple[str, str], int] = {}
+        by_phase: dict[tuple[str, str, str], int] = {}
+        queues: dict[tuple[str, str], tuple[int, int, bool]] = {}
         if view is not None:
             for rec in view.executions.values():
-                if rec.spec is not None and rec.status.phase == Phase.Queued:
-                    k = (rec.namespace, rec.spec.queue)
+                if rec.spec is None:
+                    continue
+                k = (rec.namespace, rec.spec.queue)
+                phase = rec.status.phase.value if rec.status.phase else "Pending"
+                by_phase[(*k, phase)] = by_phase.get((*k, phase), 0) + 1
+                if rec.status.phase == Phase.Queued:
                     counts[k] = counts.get(k, 0) + 1
+                if k not in queues and rec.spec.queue == "default" and k not in view.queues:
+                    # `default` needs no object: the operator-wide caps bound it.
+                    queues[k] = (settings.running_capacity, settings.queued_capacity, False)
             for job in view.jobs.values():
                 if job.occupies:
                     k = (job.namespace, job.queue)
                     slots[k] = slots.get(k, 0) + job.slots
             for k, q in view.queues.items():
-                cap.add_metric(list(k), q.spec.running_capacity)
-                counts.setdefault(k, 0)
-                slots.setdefault(k, 0)
+                queues[k] = (q.spec.running_capacity, q.spec.queued_capacity, q.spec.paused)
+        for k, (rc, qc, p) in queues.items():
+            cap.add_metric(list(k), rc)
+            qcap.add_metric(list(k), qc)
+            paused.add_metric(list(k), 1 if p else 0)
+            counts.setdefault(k, 0)
+            slots.setdefault(k, 0)
         for k, v in counts.items():
             depth.add_metric(list(k), v)
         for k, v in slots.items():
             running.add_metric(list(k), v)
-        cap.add_metric(["", ""], self.m._settings.running_capacity)
+        for k, v in by_phase.items():
+            phases.add_metric(list(k), v)
+        op_cap.add_metric([], settings.running_capacity)
+        op_qcap.add_metric([], settings.queued_capacity)
         leader.add_metric([], 1 if self.m._is_leader() else 0)
-        yield from (depth, running, cap, leader)
+        yield from (depth, running, cap, qcap, paused, phases, op_cap, op_qcap, leader)

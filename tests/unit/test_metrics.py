@@ -1,0 +1,137 @@
+"""Operator metrics: gauges from the view, counters counted once, API errors by operation (pure)."""
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from sluice.api.settings import Settings
+from sluice.metrics import Metrics, api_operation
+from sluice.view import ClusterView
+
+from .builders import execution, queue, ts
+
+
+def _samples(metrics: Metrics) -> dict[tuple, float]:
+    out = {}
+    for fam in text_string_to_metric_families(generate_latest(metrics.registry).decode()):
+        for s in fam.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+def _k(name: str, labels: tuple = (), **more) -> tuple:
+    return (name, tuple(sorted((*labels, *more.items()))))
+
+
+def _job(name, execution_name, queue_name="default", ns="ns", parallelism=1, finished=False):
+    job = {"metadata": {"name": name, "namespace": ns, "resourceVersion": "1",
+                        "labels": {"sluice.dev/execution": execution_name, "sluice.dev/queue": queue_name,
+                                   "sluice.dev/attempt": "1"}},
+           "spec": {"parallelism": parallelism}, "status": {}}
+    if finished:
+        job["status"] = {"conditions": [{"type": "Complete", "status": "True"}]}
+    return job
+
+
+def test_gauges_come_from_the_view_at_scrape_time():
+    view = ClusterView()
+    view.upsert_queue(queue("q", runningCapacity=3, queuedCapacity=9, paused=True))
+    view.upsert_execution(execution("a", queue="q", status={"phase": "Queued"}))
+    view.upsert_execution(execution("b", queue="q", status={"phase": "Queued"}))
+    view.upsert_execution(execution("c", queue="q", status={"phase": "Running"}))
+    view.upsert_execution(execution("d", status={"phase": "Running"}))
+    view.upsert_execution(execution("e", status={"phase": "Succeeded"}))
+    view.upsert_job(_job("c-a1", "c", "q", parallelism=2))
+    view.upsert_job(_job("d-a1", "d"))
+    view.upsert_job(_job("e-a1", "e", finished=True))
+    m = Metrics(lambda: view, Settings(running_capacity=7, queued_capacity=70))
+    s = _samples(m)
+    q, d = (("namespace", "ns"), ("queue", "q")), (("namespace", "ns"), ("queue", "default"))
+    assert s[("sluice_queue_depth", q)] == 2 and s[("sluice_queue_depth", d)] == 0
+    assert s[("sluice_running", q)] == 2 and s[("sluice_running", d)] == 1
+    assert s[("sluice_running_capacity", q)] == 3 and s[("sluice_queued_capacity", q)] == 9
+    assert s[("sluice_running_capacity", d)] == 7 and s[("sluice_queued_capacity", d)] == 70  # no object
+    assert s[("sluice_queue_paused", q)] == 1 and s[("sluice_queue_paused", d)] == 0
+    assert s[_k("sluice_executions", d, phase="Succeeded")] == 1
+    assert s[_k("sluice_executions", q, phase="Queued")] == 2
+    assert s[("sluice_operator_running_capacity", ())] == 7
+    assert s[("sluice_leader", ())] == 1
+
+
+def _written(phase, reason="", queued=0, started=None, completed=None, uid="u1"):
+    obj = execution("x", status={"phase": phase, "reason": reason, "queuedAt": ts(queued)})
+    obj["metadata"]["uid"] = uid
+    if started is not None:
+        obj["status"]["startedAt"] = ts(started)
+    if completed is not None:
+        obj["status"]["completedAt"] = ts(completed)
+    return obj
+
+
+def test_outcomes_wait_and_run_are_counted_once_per_execution():
+    m = Metrics(lambda: None, Settings())
+    m.status_written(_written("Queued"))
+    m.status_written(_written("Running", started=4))
+    m.status_written(_written("Running", started=4))  # a position/retry rewrite: not a second wait
+    m.status_written(_written("Failed", "TestsFailed", started=4, completed=34))
+    m.status_written(_written("Failed", "TestsFailed", started=4, completed=34))
+    m.status_written(_written("Rejected", "QueueFull", uid="u2"))
+    s = _samples(m)
+    lab = (("namespace", "ns"), ("queue", "default"))
+    assert s[_k("sluice_outcomes_total", lab, phase="Failed", reason="TestsFailed")] == 1
+    assert s[_k("sluice_outcomes_total", lab, phase="Rejected", reason="QueueFull")] == 1
+    assert s[("sluice_wait_seconds_count", lab)] == 1 and s[("sluice_wait_seconds_sum", lab)] == 4
+    assert s[_k("sluice_wait_seconds_bucket", lab, le="5.0")] == 1
+    assert s[_k("sluice_wait_seconds_bucket", lab, le="2.5")] == 0
+    assert s[("sluice_run_seconds_count", lab)] == 1 and s[("sluice_run_seconds_sum", lab)] == 30
+
+
+def test_admissions_and_dispatch_latency():
+    m = Metrics(lambda: None, Settings())
+    import time
+    m.slot_freed(time.monotonic() - 0.2)
+    m.admitted("ns", "q")
+    m.admitted("ns", "q")  # no freed slot left: no latency sample
+    s = _samples(m)
+    assert s[("sluice_admissions_total", (("namespace", "ns"), ("queue", "q")))] == 2
+    assert s[("sluice_dispatch_latency_seconds_count", ())] == 1
+    assert s[("sluice_dispatch_latency_seconds_bucket", (("le", "0.1"),))] == 0
+
+
+@pytest.mark.parametrize("method,path,op", [
+    ("PATCH", "/apis/sluice.dev/v1alpha1/namespaces/a/testexecutions/x/status", "patch_testexecutions_status"),
+    ("POST", "/apis/batch/v1/namespaces/a/jobs", "post_jobs"),
+    ("GET", "/apis/sluice.dev/v1alpha1/testexecutions", "get_testexecutions"),
+    ("GET", "/api/v1/namespaces/a/pods", "get_pods"),
+    ("PUT", "/apis/coordination.k8s.io/v1/namespaces/a/leases/sluice", "put_leases"),
+])
+def test_api_operation_names(method, path, op):
+    assert api_operation(method, path) == op
+
+
+def test_watch_api_counts_failed_requests_and_reraises():
+    class Boom(Exception):
+        status = 409
+
+    class FakeKube:
+        async def request(self, method, path, body=None):
+            if method == "POST":
+                raise Boom()
+            return {}
+
+        async def get(self, path):
+            return await self.request("GET", path)
+
+    m = Metrics(lambda: None, Settings())
+    kube = FakeKube()
+    m.watch_api(kube)
+    m.watch_api(kube)  # idempotent
+    asyncio.run(kube.get("/api/v1/namespaces/a/pods"))
+    with pytest.raises(Boom):
+        asyncio.run(kube.request("POST", "/apis/batch/v1/namespaces/a/jobs", {}))
+    s = _samples(m)
+    assert s[("sluice_api_errors_total", (("code", "409"), ("operation", "post_jobs")))] == 1
+    assert not any(k[0] == "sluice_api_errors_total" and ("operation", "get_pods") in k[1] for k in s)

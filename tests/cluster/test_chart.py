@@ -1,0 +1,219 @@
+"""The Helm chart against the real control plane: the API server accepts what it renders, install
+and uninstall are clean, its RBAC is enough for the operator and no more, and the GitOps health
+checks read real execution status right.
+
+The operator pods the chart creates never run here (no image, no kubelet that pulls); the RBAC
+proof runs the real operator process instead, logged in with a token of the chart's own
+ServiceAccount, so every API call it makes is authorized exactly as it would be in the pod.
+"""
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.harness.chart import CHART, KUBE_VERSION, helm, lua_binary, lua_health, service_account_kubeconfig
+from tests.harness.operator_proc import OperatorProcess
+from tests.harness.sluice_api import CapacityWatcher, kwok_runner
+
+pytestmark = pytest.mark.cluster
+HEALTH_LUA = CHART / "argocd" / "health.lua"
+
+
+def _release() -> str:
+    return f"sl-{uuid.uuid4().hex[:6]}"  # ClusterRoles are cluster-scoped: one name per test
+
+
+def _install(cluster, release: str, namespace: str, *sets: str) -> None:
+    args = ["install", release, str(CHART), "--namespace", namespace, "--wait=false"]
+    for s in sets:
+        args += ["--set", s]
+    helm(cluster.bin_dir, *args, kubeconfig=cluster.kubeconfig)
+
+
+def _uninstall(cluster, release: str, namespace: str) -> None:
+    helm(cluster.bin_dir, "uninstall", release, "--namespace", namespace, "--wait", kubeconfig=cluster.kubeconfig,
+         check=False)
+
+
+def _can_i(cluster, who: str, verb: str, resource: str, *where: str) -> bool:
+    """`resource` is TYPE, TYPE/NAME, or TYPE:SUBRESOURCE."""
+    resource, _, sub = resource.partition(":")
+    extra = [f"--subresource={sub}"] if sub else []
+    proc = cluster.kubectl("auth", "can-i", verb, resource, *extra, f"--as={who}", *where, check=False)
+    return proc.stdout.strip() == "yes"
+
+
+@pytest.mark.parametrize("sets", [
+    [],
+    ["replicas=2", "capacity.running=20", "artifacts.bucket=reports", "artifacts.secretName=s3"],
+    ["rbac.create=false", "serviceAccount.create=false", "metrics.service.enabled=false"],
+], ids=["defaults", "ha-artifacts", "bring-your-own-rbac"])
+def test_rendered_manifests_are_accepted_by_the_api_server(cluster, namespace, crds, sets):
+    for mode in ([f"watchNamespaces={{{namespace}}}"], []):
+        args = ["template", "sl", str(CHART), "--namespace", namespace, "--kube-version", KUBE_VERSION]
+        for s in sets + mode:
+            args += ["--set", s]
+        rendered = helm(cluster.bin_dir, *args).stdout
+        kinds = [d["kind"] for d in yaml.safe_load_all(rendered) if d]
+        assert "Deployment" in kinds
+        proc = cluster.kubectl("apply", "--dry-run=server", "-f", "-", input=rendered)
+        assert proc.stdout.count("(server dry run)") == len(kinds), proc.stdout
+
+
+def test_install_creates_everything_and_uninstall_leaves_nothing(cluster, namespace, crds):
+    release = _release()
+    _install(cluster, release, namespace, "replicas=2")
+    try:
+        selector = f"app.kubernetes.io/instance={release}"
+        got = cluster.kubectl("get", "deployment,serviceaccount,service,role,rolebinding", "-n", namespace,
+                              "-l", selector, "-o", "name").stdout.split()
+        assert sorted(got) == sorted([
+            f"deployment.apps/{release}-sluice", f"serviceaccount/{release}-sluice", "serviceaccount/sluice-runner",
+            f"service/{release}-sluice-metrics",
+            f"role.rbac.authorization.k8s.io/{release}-sluice-leader",
+            f"rolebinding.rbac.authorization.k8s.io/{release}-sluice-leader",
+        ])
+        cluster.kubectl("get", f"clusterrole/{release}-sluice", f"clusterrolebinding/{release}-sluice")
+        deploy = json.loads(cluster.kubectl("get", f"deployment/{release}-sluice", "-n", namespace, "-o", "json").stdout)
+        assert deploy["spec"]["replicas"] == 2
+        status = helm(cluster.bin_dir, "status", release, "-n", namespace, kubeconfig=cluster.kubeconfig).stdout
+        assert "STATUS: deployed" in status and "kubectl wait --for=condition=Complete" in status
+    finally:
+        _uninstall(cluster, release, namespace)
+    left = cluster.kubectl("get", "all,serviceaccount,role,rolebinding,configmap,secret", "-n", namespace,
+                           "-l", f"app.kubernetes.io/instance={release}", "-o", "name").stdout.split()
+    assert left == []
+    gone = cluster.kubectl("get", f"clusterrole/{release}-sluice", f"clusterrolebinding/{release}-sluice", check=False)
+    assert gone.returncode != 0 and "NotFound" in gone.stderr
+    assert helm(cluster.bin_dir, "list", "-n", namespace, "-q", kubeconfig=cluster.kubeconfig).stdout.strip() == ""
+
+
+@pytest.mark.parametrize("mode", ["namespaced", "cluster-wide"])
+def test_chart_rbac_allows_what_the_operator_needs_and_no_more(cluster, namespace, crds, mode):
+    release = _release()
+    sets = ["replicas=0"] + ([f"watchNamespaces={{{namespace}}}"] if mode == "namespaced" else [])
+    _install(cluster, release, namespace, *sets)
+    operator_sa = f"system:serviceaccount:{namespace}:{release}-sluice"
+    runner_sa = f"system:serviceaccount:{namespace}:sluice-runner"
+    try:
+        ns = ["-n", namespace]
+        # What the operator calls (operator/sluice/kube, dispatch.py, leader.py): allowed.
+        for verb, resource in [("watch", "testexecutions.sluice.dev"), ("patch", "testexecutions.sluice.dev:status"),
+                               ("patch", "testqueues.sluice.dev:status"), ("create", "jobs.batch"),
+                               ("delete", "jobs.batch"), ("create", "configmaps"), ("list", "pods"),
+                               ("create", "events"), ("create", "leases.coordination.k8s.io"),
+                               ("update", "leases.coordination.k8s.io/sluice-operator")]:
+            assert _can_i(cluster, operator_sa, verb, resource, *ns), f"operator cannot {verb} {resource}"
+        # And nothing else: no Secrets, no pods of its own, no spec writes, no namespaces, no other Leases.
+        for verb, resource in [("get", "secrets"), ("list", "secrets"), ("create", "pods"), ("delete", "pods"),
+                               ("update", "testexecutions.sluice.dev"), ("delete", "testexecutions.sluice.dev"),
+                               ("patch", "jobs.batch"), ("update", "configmaps"), ("delete", "configmaps"),
+                               ("delete", "namespaces"), ("create", "namespaces"), ("get", "pods:log"),
+                               ("create", "pods:exec"), ("update", "leases.coordination.k8s.io/kube-scheduler"),
+                               ("list", "customresourcedefinitions.apiextensions.k8s.io"),
+                               ("create", "rolebindings.rbac.authorization.k8s.io")]:
+            assert not _can_i(cluster, operator_sa, verb, resource, *ns), f"operator may {verb} {resource}"
+        assert not _can_i(cluster, operator_sa, "delete", "namespaces", "-A")
+        can_list_all = _can_i(cluster, operator_sa, "list", "testexecutions.sluice.dev", "-A")
+        assert can_list_all == (mode == "cluster-wide")
+        if mode == "namespaced":
+            assert not _can_i(cluster, operator_sa, "create", "jobs.batch", "-n", "default")
+        # The runner ServiceAccount: nothing at all.
+        for verb, resource in [("get", "pods"), ("get", "secrets"), ("get", "configmaps"), ("create", "jobs.batch"),
+                               ("get", "testexecutions.sluice.dev"), ("list", "events"),
+                               ("get", "leases.coordination.k8s.io")]:
+            assert not _can_i(cluster, runner_sa, verb, resource, *ns), f"runner may {verb} {resource}"
+        sa = json.loads(cluster.kubectl("get", "serviceaccount/sluice-runner", *ns, "-o", "json").stdout)
+        assert sa["automountServiceAccountToken"] is False
+
+        # The real operator with only the chart's ServiceAccount token: capacity, a retry, cancel.
+        kubeconfig = service_account_kubeconfig(cluster, namespace, f"{release}-sluice",
+                                                Path(cluster.state_dir) / f"kubeconfig-{release}")
+        op = OperatorProcess(str(kubeconfig), namespace, Path(cluster.state_dir) / "logs", running_capacity=2)
+        op.start()
+        try:
+            _operator_scenario(cluster, namespace)
+        finally:
+            op.stop()
+        log = op.log_path.read_text(errors="replace")
+        assert "forbidden" not in log.lower(), op.log_tail(60)  # no API call was refused
+    finally:
+        _uninstall(cluster, release, namespace)
+
+
+def _operator_scenario(cluster, namespace: str) -> None:
+    from tests.harness.sluice_api import Sluice
+
+    with cluster.api_client() as api:
+        sluice = Sluice(api, namespace)
+        sluice.create_queue("q", {"runningCapacity": 5})
+        retry = {"limit": 2, "backoff": {"initialSeconds": 1, "factor": 2, "maxSeconds": 5}}
+        infra = json.dumps({"v": 1, "outcome": "error", "errorClass": "InfrastructureError", "message": "upload failed"})
+        watcher = CapacityWatcher(sluice)
+        watcher.start()
+        sluice.create("flaky", {"queue": "q", "retries": retry,
+                                "runner": kwok_runner("1s", exit_code=3, fail_attempts=(1,), message=infra)})
+        for i in range(4):
+            sluice.create(f"ok-{i}", {"queue": "q", "runner": kwok_runner("1s")})
+        sluice.create("long", {"queue": "q", "runner": kwok_runner("300s")})
+        sluice.wait_phase("long", "Running", timeout=60)
+        sluice.patch("long", {"cancel": True})
+        assert sluice.wait_phase("long", "Cancelled", timeout=30)["status"]["reason"] == "Cancelled"
+        st = sluice.wait_phase("flaky", "Succeeded", "Failed", timeout=90)["status"]
+        assert (st["phase"], st["attempt"]) == ("Succeeded", 2), st
+        assert st["attempts"][0]["reason"] == "InfrastructureError"
+        for i in range(4):
+            sluice.wait_phase(f"ok-{i}", "Succeeded", timeout=90)
+        watcher.stop()
+        assert watcher.peak <= 2, f"saw {watcher.peak} unfinished Jobs at capacity 2"
+        assert watcher.peak == 2
+        # The operator's other writes went through too: the inline-source ConfigMaps, Events,
+        # TestQueue.status and the Lease.
+        assert cluster.kubectl("get", "configmaps", "-n", namespace, "-l", "sluice.dev/execution=flaky",
+                               "-o", "name").stdout.strip()
+        assert sluice.events("flaky"), "no Events posted"
+        deadline = time.time() + 15
+        while time.time() < deadline and (sluice.get_queue("q").get("status") or {}).get("succeededTotal") != 5:
+            time.sleep(0.5)
+        assert sluice.get_queue("q")["status"]["succeededTotal"] == 5
+        lease = json.loads(cluster.kubectl("get", "lease/sluice-operator", "-n", namespace, "-o", "json").stdout)
+        assert lease["spec"]["holderIdentity"]
+
+
+def test_argocd_health_and_kubectl_wait_on_real_executions(cluster, sluice, start_operator):
+    lua = lua_binary()
+    if lua is None:
+        pytest.skip("no Lua interpreter: apt-get install lua5.4 (hack/install-deps does)")
+    start_operator(running_capacity=1)
+    sluice.create("passes", {"runner": kwok_runner("1s")})
+    sluice.create("fails", {"runner": kwok_runner("1s", exit_code=1, message="1 failed")})
+    sluice.create("runs", {"runner": kwok_runner("300s")})
+    sluice.create("waits", {"runner": kwok_runner("1s")})
+    ns = sluice.ns
+    # `kubectl wait` on the contract's conditions: Complete for any end, Succeeded for success.
+    cluster.kubectl("wait", "--for=condition=Complete", "--timeout=60s", "tx/passes", "tx/fails", "-n", ns)
+    cluster.kubectl("wait", "--for=condition=Succeeded", "--timeout=10s", "tx/passes", "-n", ns)
+    cluster.kubectl("wait", "--for=condition=Succeeded=False", "--timeout=10s", "tx/fails", "-n", ns)
+    running = sluice.wait_phase("runs", "Running", timeout=60)
+    queued = sluice.wait_phase("waits", "Queued", timeout=30)
+    quick = cluster.kubectl("wait", "--for=condition=Complete", "--timeout=2s", "tx/runs", "-n", ns, check=False)
+    assert quick.returncode != 0, "Complete must not be True while running"
+    cases = [
+        (sluice.get("passes"), "Healthy", "Succeeded"),
+        (sluice.get("fails"), "Degraded", "Failed (TestsFailed)"),
+        (running, "Progressing", "Running"),
+        (queued, "Progressing", "Queued"),
+        ({"apiVersion": "sluice.dev/v1alpha1", "kind": "TestExecution", "metadata": {"name": "new"}}, "Progressing", ""),
+    ]
+    sluice.patch("runs", {"cancel": True})
+    cancelled = sluice.wait_phase("runs", "Cancelled", timeout=30)
+    cases.append((cancelled, "Degraded", "Cancelled"))
+    for obj, want, message in cases:
+        got = lua_health(HEALTH_LUA, obj, lua)
+        assert got["status"] == want, (obj.get("status"), got)
+        assert got["message"].startswith(message), got

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import json
 
 import pytest
 
@@ -64,7 +65,7 @@ def _t(name="tx", **status):
      "tx: BackingOff, attempt 1, next attempt at 2026-01-01T00:00:04Z"),
     (_t(phase="Failed", attempt=1, reason="TestsFailed", results={"total": 3, "passed": 2}),
      "tx: Failed, attempt 1, 2/3 passed, TestsFailed"),
-    (Tracked("ns", "bad*", create_error="rejected"), "bad*: not created: rejected"),
+    (Tracked("ns", "bad*", create_error="rejected"), "bad*: not created"),
 ])
 def test_progress_text(tracked, text):
     assert progress_text(tracked) == text
@@ -112,6 +113,10 @@ def test_summary_fits_80_columns_and_explains_failures():
     (401, "", "list testexecutions", "unauthorized", 3, CliError),
     (422, '{"message":"TestExecution.sluice.dev \\"x\\" is invalid: spec.priority: Unsupported value"}',
      "create testexecution", "spec.priority: Unsupported value", 2, CliError),
+    (422, json.dumps({"message": "long", "details": {"causes": [
+        {"field": "spec.priority", "message": "Unsupported value: \"urgent\""},
+        {"field": "<nil>", "message": "some validation rules were not checked"}]}}),
+     "create testexecution", "rejected by the API server: spec.priority: Unsupported value: \"urgent\"", 2, CliError),
     (500, '{"message":"etcdserver: timeout"}', "list testqueues", "HTTP 500 etcdserver: timeout", 3, CliError),
 ])
 def test_api_errors_become_one_sentence(status, body, action, fragment, code, cls):

@@ -168,7 +168,9 @@ def explain_api_error(status: int, body, action: str, namespace: str | None = No
     if status == 401:
         return CliError("unauthorized: the kubeconfig's credentials were refused (expired token?)")
     if status in (400, 422):
-        return CliError(f"{action} rejected by the API server: {message or body}", 2)
+        causes = [f"{c.get('field')}: {c.get('message')}" for c in details.get("causes") or []
+                  if c.get("field") and c.get("field") != "<nil>"]
+        return CliError(f"{action} rejected by the API server: {'; '.join(causes) or message or body}", 2)
     if status == 409:
         return CliError(f"{action}: {message or 'already exists'}", 2)
     return CliError(f"{action}{where} failed: HTTP {status} {message}".rstrip())

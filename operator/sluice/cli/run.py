@@ -8,6 +8,7 @@ cancellation, or an execution deleted under us.
 from __future__ import annotations
 
 import sys
+import textwrap
 import time
 from dataclasses import dataclass
 
@@ -16,7 +17,7 @@ import yaml
 from ..api.common import API_GROUP, API_VERSION, GROUP_VERSION
 from .artifacts import links_for
 from .connect import CliError, NotFound, api_errors
-from .text import parse_time, seconds_text, shorten, table
+from .text import WIDTH, parse_time, seconds_text, shorten, table
 
 EXIT_OK, EXIT_TESTS, EXIT_INVALID, EXIT_INFRA = 0, 1, 2, 3
 TERMINAL = {"Succeeded", "Failed", "TimedOut", "Cancelled", "Rejected"}
@@ -98,7 +99,7 @@ class Tracked:
 def progress_text(t: Tracked, now: float | None = None) -> str:
     """One line of progress for an execution (pure): phase, position, attempt, results."""
     if t.create_error is not None:
-        return f"{t.name}: not created: {t.create_error}"
+        return f"{t.name}: not created"
     if t.gone:
         return f"{t.name}: deleted"
     st = t.status
@@ -138,7 +139,7 @@ def summary_lines(tracked: list[Tracked]) -> list[str]:
         if t.code() != EXIT_OK:
             message = t.create_error or t.status.get("message") or ("deleted while waiting" if t.gone else "")
             if message:
-                lines.append(shorten(f"{t.name}: {message}", 400))
+                lines.extend(textwrap.wrap(shorten(f"{t.name}: {message}", 400), WIDTH, subsequent_indent="  "))
     return lines
 
 
@@ -184,7 +185,7 @@ def create_all(conn, docs: list[dict]) -> list[Tracked]:
             if "forbidden" in str(exc) or "unauthorized" in str(exc) or "cannot reach" in str(exc):
                 raise
             tracked.append(Tracked(ns, label, create_error=str(exc), create_code=exc.code))
-            print(f"testexecution/{label} not created: {exc}")
+            print("\n".join(textwrap.wrap(f"testexecution/{label} not created: {exc}", WIDTH, subsequent_indent="  ")))
             continue
         name = obj["metadata"]["name"]
         print(f"testexecution/{name} created" + (f" in namespace {ns}" if ns != conn.namespace else ""))
@@ -236,7 +237,9 @@ def run(conn, args) -> int:
     code = overall_exit_code([t.code() for t in tracked if t.done])
     if not finished:
         left = [t.name for t in tracked if not t.done]
-        print(f"\ntimed out after {args.timeout:g}s waiting for {', '.join(left)} (still running; "
-              f"`sluice cancel NAME` stops them)")
+        print()
+        print("\n".join(textwrap.wrap(f"timed out after {args.timeout:g}s waiting for {', '.join(left)}", WIDTH,
+                                      subsequent_indent="  ")))
+        print("(they keep running: `sluice cancel NAME` stops one)")
         return EXIT_INFRA
     return code

@@ -22,6 +22,7 @@ from tests.harness.sluice_api import CapacityWatcher, kwok_runner
 
 pytestmark = pytest.mark.cluster
 HEALTH_LUA = CHART / "argocd" / "health.lua"
+GITOPS_DOC = CHART.parents[1] / "docs" / "gitops.md"
 
 
 def _release() -> str:
@@ -217,3 +218,71 @@ def test_argocd_health_and_kubectl_wait_on_real_executions(cluster, sluice, star
         got = lua_health(HEALTH_LUA, obj, lua)
         assert got["status"] == want, (obj.get("status"), got)
         assert got["message"].startswith(message), got
+    # Flux: the healthCheckExprs of docs/gitops.md, evaluated by the API server's CEL.
+    # ("waits" may have run by now: a paused queue holds "later" Queued for sure.)
+    flux = {"passes": {"current"}, "fails": {"failed"}, "runs": {"failed"}}
+    sluice.create_queue("paused", {"paused": True})
+    sluice.create("later", {"runner": kwok_runner("1s"), "queue": "paused"})
+    sluice.wait_phase("later", "Queued", timeout=30)
+    flux["later"] = {"inProgress"}
+    with _flux_cel_probe(cluster, ns) as probe:
+        for name, want in flux.items():
+            assert probe(name) == want, (name, sluice.get(name).get("status"))
+
+
+def _flux_expressions() -> dict[str, str]:
+    text = GITOPS_DOC.read_text()
+    block = text[text.index("healthCheckExprs:"):].split("```", 1)[0]
+    (expr,) = yaml.safe_load(block)["healthCheckExprs"]
+    assert (expr["apiVersion"], expr["kind"]) == ("sluice.dev/v1alpha1", "TestExecution")
+    return {k: expr[k] for k in ("inProgress", "failed", "current")}
+
+
+class _flux_cel_probe:
+    """One ValidatingAdmissionPolicy per Flux expression, matching only dry-run status updates in
+    this namespace, that denies when its expression is true: a dry-run patch of an execution's
+    status then reports which expressions hold for it, as Kubernetes' CEL evaluates them."""
+
+    def __init__(self, cluster, namespace: str):
+        self.cluster, self.ns = cluster, namespace
+        self.names = {key: f"flux-{key.lower()}-{namespace}"[:63] for key in ("inProgress", "failed", "current")}
+
+    def __enter__(self):
+        docs = []
+        for key, expr in _flux_expressions().items():
+            assert expr.startswith("!status.") or expr.startswith("status."), expr
+            k8s_expr = expr.replace("status.", "object.status.", 1)  # Flux binds the object's fields
+            name = self.names[key]
+            docs.append({
+                "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
+                "metadata": {"name": name},
+                "spec": {
+                    "failurePolicy": "Fail",
+                    "matchConstraints": {"resourceRules": [{
+                        "apiGroups": ["sluice.dev"], "apiVersions": ["v1alpha1"], "operations": ["UPDATE"],
+                        "resources": ["testexecutions/status"]}]},
+                    "matchConditions": [{"name": "probe-only", "expression":
+                                         f"request.dryRun == true && object.metadata.namespace == '{self.ns}'"}],
+                    "validations": [{"expression": f"!({k8s_expr})", "message": f"flux:{key}"}],
+                },
+            })
+            docs.append({
+                "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
+                "metadata": {"name": name},
+                "spec": {"policyName": name, "validationActions": ["Deny"]},
+            })
+        self.cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(docs))
+        deadline = time.time() + 30  # policies take effect after their type check
+        while time.time() < deadline and self._denials("passes") != {"current"}:
+            time.sleep(0.5)
+        return self._denials
+
+    def _denials(self, name: str) -> set[str]:
+        proc = self.cluster.kubectl("patch", f"tx/{name}", "-n", self.ns, "--subresource=status", "--type=merge",
+                                    "-p", "{}", "--dry-run=server", check=False)
+        return {key for key in self.names if f"flux:{key}" in proc.stderr}
+
+    def __exit__(self, *exc):
+        for name in self.names.values():
+            self.cluster.kubectl("delete", "validatingadmissionpolicybinding", name, "--ignore-not-found", check=False)
+            self.cluster.kubectl("delete", "validatingadmissionpolicy", name, "--ignore-not-found", check=False)

@@ -119,6 +119,30 @@ class LocalCluster(ClusterAccess):
             self._save()
         self._children.clear()
 
+    def restart(self, name: str, down_seconds: float = 0.0, timeout: float = 60) -> None:
+        """Kill one component (SIGKILL: no goodbye to its clients) and start it again, the same
+        way, after `down_seconds`. For chaos tests: API server restarts drop every watch."""
+        self._state = self._load()
+        old = self._state["processes"][name]
+        if _same_process(old["pid"], old["start"]):
+            _kill_group(old["pid"], signal.SIGKILL)
+            while _alive(old["pid"]):
+                time.sleep(0.02)
+        time.sleep(down_seconds)
+        argv = old["argv"]
+        self._children.pop(name, None)
+        self._spawn(name, argv[1:], argv0=argv[:1])
+        deadline = time.monotonic() + timeout
+        if name == "kube-apiserver":
+            self._wait("kube-apiserver after restart", deadline, self._answers)
+
+    def _answers(self) -> bool:
+        with self.api_client() as api:
+            from kubernetes import client
+
+            client.CoreV1Api(api).list_namespace(limit=1)
+        return True
+
     def is_running(self) -> bool:
         processes = self._load().get("processes", {})
         return any(_same_process(p["pid"], p["start"]) for p in processes.values())
@@ -244,7 +268,7 @@ class LocalCluster(ClusterAccess):
                                     stderr=subprocess.STDOUT, cwd=REPO, env=env,
                                     start_new_session=True)
         self._children[name] = proc
-        self._state["processes"][name] = {"pid": proc.pid, "start": _start_time(proc.pid)}
+        self._state["processes"][name] = {"pid": proc.pid, "start": _start_time(proc.pid), "argv": argv}
         self._save()
 
     def _wait(self, what: str, deadline: float, ready) -> None:

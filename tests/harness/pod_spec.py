@@ -68,7 +68,7 @@ def build(pod: dict, pod_dir: Path, source: Source) -> tuple[list[str], dict, st
     c = pod["spec"]["containers"][0]
     if not c.get("command"):
         raise ConfigError("the process node cannot run images: the container needs `command`")
-    for sub in ("volumes", "tmp", "home"):
+    for sub in ("volumes", "home"):
         (pod_dir / sub).mkdir(parents=True, exist_ok=True)
     tlog = pod_dir / "termination-log"
     tlog.touch()
@@ -89,13 +89,26 @@ def build(pod: dict, pod_dir: Path, source: Source) -> tuple[list[str], dict, st
         value = env_value(var, own, pod, source)
         if value is not None:
             own[var["name"]] = value
-    env = dict(os.environ, HOME=str(pod_dir / "home"), TMPDIR=str(pod_dir / "tmp"),
+    env = dict(os.environ, HOME=str(pod_dir / "home"), TMPDIR=str(short_tmp(pod_dir, pod)),
                HOSTNAME=pod["metadata"]["name"], SLUICE_TERMINATION_LOG=str(tlog))
     env.update({k: rewrite(v, mounts) for k, v in own.items()})
     argv = [rewrite(expand(a, env), mounts) for a in c["command"] + (c.get("args") or [])]
     cwd = rewrite(c.get("workingDir") or str(pod_dir), mounts)
     Path(cwd).mkdir(parents=True, exist_ok=True)
     return argv, env, cwd
+
+
+def short_tmp(pod_dir: Path, pod: dict) -> Path:
+    """A short TMPDIR: Chromium's singleton socket lives there and Unix socket paths are limited
+    to 107 bytes, which a pytest tmp path plus the pod dir name exceeds. `pod_dir/tmp` links to it."""
+    target = Path("/tmp/sluice-pods") / (pod["metadata"].get("uid") or pod["metadata"]["name"])[:13]
+    target.mkdir(parents=True, exist_ok=True)
+    link = pod_dir / "tmp"
+    if link.is_dir() and not link.is_symlink():
+        link.rmdir()
+    if not link.exists():
+        link.symlink_to(target)
+    return target
 
 
 def env_value(var: dict, own: dict, pod: dict, source: Source) -> str | None:

@@ -135,14 +135,20 @@ def test_chart_rbac_allows_what_the_operator_needs_and_no_more(cluster, namespac
         # The real operator with only the chart's ServiceAccount token: capacity, a retry, cancel.
         kubeconfig = service_account_kubeconfig(cluster, namespace, f"{release}-sluice",
                                                 Path(cluster.state_dir) / f"kubeconfig-{release}")
-        op = OperatorProcess(str(kubeconfig), namespace, Path(cluster.state_dir) / "logs", running_capacity=2)
-        op.start()
+        # Two replicas, as `replicas: 2` runs them: one leads through the Lease, one stands by.
+        ops = [OperatorProcess(str(kubeconfig), namespace, Path(cluster.state_dir) / "logs", running_capacity=2)
+               for _ in range(2)]
         try:
+            for op in ops:
+                op.start()
             _operator_scenario(cluster, namespace)
         finally:
-            op.stop()
-        log = op.log_path.read_text(errors="replace")
-        assert "forbidden" not in log.lower(), op.log_tail(60)  # no API call was refused
+            for op in ops:
+                op.stop()
+        for op in ops:
+            log = op.log_path.read_text(errors="replace")
+            assert "forbidden" not in log.lower(), op.log_tail(60)  # no API call was refused
+        assert sum("became the leader" in op.log_path.read_text() for op in ops) >= 1
     finally:
         _uninstall(cluster, release, namespace)
 

@@ -67,7 +67,7 @@ async def run_operator(kubeconfig: str | None = None, settings: Settings | None 
     namespaces = settings.watch_namespaces
     tasks = [
         asyncio.create_task(kopf.operator(registry=registry, standalone=True, clusterwide=not namespaces,
-                                          namespaces=namespaces or None, stop_flag=stop), name="kopf"),
+                                          namespaces=namespaces, stop_flag=stop), name="kopf"),
         asyncio.create_task(dispatcher.run(), name="dispatcher"),
         asyncio.create_task(elector.run(), name="leader"),
     ]

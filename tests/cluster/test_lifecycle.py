@@ -95,3 +95,10 @@ def test_cancel_queued_and_running_and_delete_running(sluice, start_operator):
     sluice.wait_phase("after", "Queued")
     sluice.delete("next")
     sluice.wait_phase("after", "Succeeded", timeout=60)
+
+
+def test_cluster_wide_operator_runs_executions(sluice, start_operator):
+    """Without SLUICE_NAMESPACES the operator watches every namespace (the Helm default)."""
+    start_operator(namespaces="")
+    sluice.create("anywhere", {"runner": kwok_runner("1s")})
+    assert sluice.wait_phase("anywhere", "Succeeded", "Failed", timeout=60)["status"]["phase"] == "Succeeded"

@@ -27,6 +27,7 @@ from .view import ClusterView, JobRecord, Key
 log = logging.getLogger("sluice.dispatch")
 
 CREATE_RETRY_SECONDS = 5.0
+DELETE_RETRY_SECONDS = 2.0
 
 
 def _now() -> datetime:
@@ -298,13 +299,11 @@ class Dispatcher:
             async with self.critical:
                 # Foreground: the Job stays (and holds its slot) until its pods are gone.
                 await self.kube.delete(job_path(job.namespace, job.name), propagation="Foreground")
-        except ApiError as exc:
-            if not exc.not_found:
-                log.warning("could not delete Job %s/%s: %s", job.namespace, job.name, exc)
-                job.deleting = False
         except Exception as exc:
-            log.warning("could not delete Job %s/%s: %s", job.namespace, job.name, exc)
-            job.deleting = False
+            if not (isinstance(exc, ApiError) and exc.not_found):
+                log.warning("could not delete Job %s/%s: %s", job.namespace, job.name, exc)
+                await asyncio.sleep(DELETE_RETRY_SECONDS)  # no hot loop on a refusal (e.g. RBAC)
+                job.deleting = False
         self.wake()
 
     async def _fetch_pods(self, job: JobRecord) -> None:

@@ -11,6 +11,9 @@ the leader Lease.
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import ctypes.util
+import gc
 import logging
 import time
 from datetime import datetime, timezone
@@ -28,6 +31,26 @@ log = logging.getLogger("sluice.dispatch")
 
 CREATE_RETRY_SECONDS = 5.0
 DELETE_RETRY_SECONDS = 2.0
+
+
+def release_memory() -> None:
+    """Hands freed heap back to the OS after a large list (glibc keeps it otherwise), so RSS
+    reflects the view, not the peak of decoding the list."""
+    gc.collect()
+    if _LIBC is not None:
+        _LIBC.malloc_trim(0)
+
+
+def _load_libc():
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.malloc_trim  # noqa: B018 - glibc only
+        return libc
+    except (OSError, AttributeError):
+        return None
+
+
+_LIBC = _load_libc()
 
 
 def _now() -> datetime:
@@ -353,17 +376,19 @@ class Dispatcher:
                       params: dict | None = None, protect: set | None = None) -> None:
         url = path if ns else all_namespaces(path)
         while True:
+            seen: set[Key] = set()
+            rv = ""
             try:
-                items, rv = await self.kube.list_all(url, params)
+                async for items, rv in self.kube.list_pages(url, params):
+                    for obj in items:
+                        meta = obj["metadata"]
+                        seen.add((meta["namespace"], meta["name"]))
+                        handler("MODIFIED", obj)
+                    del items
                 break
-            except Exception as exc:
+            except Exception as exc:  # an expired continue token or the API away: list again
                 log.warning("list %s failed (%s); retrying", url, exc)
                 await asyncio.sleep(2)
-        seen = set()
-        for obj in items:
-            meta = obj["metadata"]
-            seen.add((meta["namespace"], meta["name"]))
-            handler("MODIFIED", obj)
         try:
             list_rv = int(rv)
         except ValueError:
@@ -375,6 +400,7 @@ class Dispatcher:
             if list_rv and getattr(rec, "resource_version", 0) > list_rv:
                 continue  # created after the list was taken
             handler("DELETED", {"metadata": {"namespace": key[0], "name": key[1]}})
+        release_memory()
 
     # ---- helpers ----------------------------------------------------------------------------
     def _spawn(self, coro: Awaitable) -> asyncio.Task:

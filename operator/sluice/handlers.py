@@ -72,6 +72,7 @@ def register(registry: kopf.OperatorRegistry, dispatcher) -> None:
         settings.scanning.disabled = True  # no CRD scanning: needs no cluster-wide CRD read
         settings.watching.server_timeout = 300
         settings.watching.client_timeout = 330
+        settings.watching.chunk_size = 500  # initial lists in pages: bounded memory after a restart
         settings.batching.batch_window = 0.01
         settings.persistence.diffbase_storage = NoDiffBase()
         settings.persistence.progress_storage = NoProgress()

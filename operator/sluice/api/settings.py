@@ -36,7 +36,7 @@ class Settings(BaseSettings):
     exact_positions: int = Field(100, ge=0, description="Queue positions kept exact this deep; deeper ones are written less often.")
     position_interval_seconds: float = Field(1.0, description="Least time between two position writes to one execution.")
     position_writes_per_second: float = Field(
-        10.0, gt=0, description="Budget for queue-position updates (head of the queue first); phase changes are not limited.")
+        5.0, gt=0, description="Budget for queue-position updates (head of the queue first); phase changes are not limited.")
     queue_status_interval_seconds: float = 5.0
     resync_seconds: float = 60.0
     write_concurrency: int = 32

@@ -126,19 +126,27 @@ class Kube:
     async def get(self, path: str, params: dict | None = None) -> dict:
         return await self.request("GET", path, params=params)
 
-    async def list_all(self, path: str, params: dict | None = None, page: int = 500) -> tuple[list[dict], str]:
-        """Every item of a list (paginated); returns (items, resourceVersion of the list)."""
-        items: list[dict] = []
+    async def list_pages(self, path: str, params: dict | None = None, page: int = 500):
+        """Yields (items, resourceVersion of the list) page by page, so that a large list is never
+        held whole in memory (the operator's peak RSS after a restart is one page, not all)."""
         query = dict(params or {}, limit=str(page))
         rv = ""
         while True:
             result = await self.get(path, query)
-            items.extend(result.get("items") or [])
             meta = result.get("metadata") or {}
             rv = rv or meta.get("resourceVersion", "")
+            yield result.get("items") or [], rv
             if not meta.get("continue"):
-                return items, rv
+                return
             query["continue"] = meta["continue"]
+
+    async def list_all(self, path: str, params: dict | None = None, page: int = 500) -> tuple[list[dict], str]:
+        """Every item of a list (paginated); returns (items, resourceVersion of the list)."""
+        items: list[dict] = []
+        rv = ""
+        async for chunk, rv in self.list_pages(path, params, page):
+            items.extend(chunk)
+        return items, rv
 
     async def create(self, path: str, body: dict) -> dict:
         return await self.request("POST", path, body)

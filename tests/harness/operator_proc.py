@@ -14,6 +14,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from .procs import wait_http_ok
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -56,18 +58,7 @@ class OperatorProcess:
         return self
 
     def wait_ready(self, timeout: float = 60) -> None:
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if self.proc is not None and self.proc.poll() is not None:
-                raise RuntimeError(f"operator exited with {self.proc.returncode}; log: {self.log_tail()}")
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.health_port}/readyz", timeout=1) as r:
-                    if r.status == 200:
-                        return
-            except OSError:
-                pass
-            time.sleep(0.2)
-        raise TimeoutError(f"operator not ready in {timeout}s; log: {self.log_tail()}")
+        wait_http_ok(f"http://127.0.0.1:{self.health_port}/readyz", self.proc, "operator", self.log_tail, timeout)
 
     def metrics(self) -> str:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as r:

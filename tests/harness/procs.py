@@ -9,6 +9,8 @@ process, and a recorded pid is signalled only while it still is that process: a 
 from __future__ import annotations
 
 import os
+import time
+import urllib.request
 from pathlib import Path
 
 
@@ -57,3 +59,19 @@ def kill_recorded(pid_file: Path, sig: int = 9) -> None:
         return
     if same_process(int(pid), start):
         kill_group(int(pid), sig)
+
+
+def wait_http_ok(url: str, proc, what: str, log_tail, timeout: float) -> None:
+    """Polls `url` until it answers 200; fails early, with the log's tail, if `proc` exited."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode}; log: {log_tail()}")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise TimeoutError(f"{what} not ready in {timeout}s; log: {log_tail()}")

@@ -13,14 +13,14 @@ import shutil
 import signal
 import socket
 import subprocess
-import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from .procs import wait_http_ok
 
 ACCESS_KEY = "sluice-test"
 SECRET_KEY = "sluice-test-secret"
@@ -93,21 +93,6 @@ class S3Server:
         return obj["Body"].read(), obj["ContentType"]
 
 
-def _wait_ready(endpoint: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"minio exited {proc.returncode}: {log.read_text()[-2000:]}")
-        try:
-            with urllib.request.urlopen(f"{endpoint}/minio/health/ready", timeout=1) as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"minio not ready after {timeout}s: {log.read_text()[-2000:]}")
-
-
 def start_minio(root: Path, port: int | None = None) -> tuple[S3Server, subprocess.Popen[bytes]]:
     """Starts MinIO in `root` (data and log), detached in its own session; creates the bucket."""
     binary = find_minio()
@@ -130,7 +115,7 @@ def start_minio(root: Path, port: int | None = None) -> tuple[S3Server, subproce
             env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
     endpoint = f"http://127.0.0.1:{port}"
-    _wait_ready(endpoint, proc, log)
+    wait_http_ok(f"{endpoint}/minio/health/ready", proc, "minio", lambda: log.read_text()[-2000:], 30)
     server = S3Server(endpoint, ACCESS_KEY, SECRET_KEY, REGION, BUCKET)
     client = server.client()
     if BUCKET not in {b["Name"] for b in client.list_buckets().get("Buckets", [])}:

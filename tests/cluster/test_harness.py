@@ -171,6 +171,9 @@ def test_two_clusters_run_side_by_side(cluster, namespace, tmp_path):
         assert get(cluster, namespace, "configmap", "who")["data"]["value"] == "first"
         apply(second, "default", job("there", KWOK))
         wait_job(second, "default", "there", "Complete")
+        # A restart through another handle (as chaos tests do) must not leak the new process.
+        LocalCluster(second.state_dir).restart("kube-apiserver")
+        assert second.kubectl("get", "--raw", "/readyz").stdout == "ok"
         pids = [p["pid"] for p in second.status()["processes"].values()]
     assert not any(_running(pid) for pid in pids)
     assert cluster.kubectl("get", "--raw", "/readyz").stdout == "ok"

@@ -108,6 +108,7 @@ class LocalCluster(ClusterAccess):
 
     def stop(self) -> None:
         """Kill every component (process groups), then any pod process the node agent left."""
+        self._state = {}  # re-read cluster.json: another handle may have restarted a component
         self._state = self._load()
         processes = self._state.get("processes", {})
         self._terminate([n for n in COMPONENTS[:1] if n in processes], processes, grace=8)
@@ -122,7 +123,10 @@ class LocalCluster(ClusterAccess):
     def restart(self, name: str, down_seconds: float = 0.0, timeout: float = 60) -> None:
         """Kill one component (SIGKILL: no goodbye to its clients) and start it again, the same
         way, after `down_seconds`. For chaos tests: API server restarts drop every watch."""
+        self._state = {}
         self._state = self._load()
+        if not self._bin_dir_given:
+            self.bin_dir = Path(self._state["bin_dir"])
         old = self._state["processes"][name]
         if _same_process(old["pid"], old["start"]):
             _kill_group(old["pid"], signal.SIGKILL)
@@ -137,11 +141,8 @@ class LocalCluster(ClusterAccess):
             self._wait("kube-apiserver after restart", deadline, self._answers)
 
     def _answers(self) -> bool:
-        with self.api_client() as api:
-            from kubernetes import client
-
-            client.CoreV1Api(api).list_namespace(limit=1)
-        return True
+        """/readyz says ok (every post-start hook done), as when the cluster first started."""
+        return self.kubectl("get", "--raw", "/readyz", check=False, timeout=5).stdout == "ok"
 
     def is_running(self) -> bool:
         processes = self._load().get("processes", {})

@@ -132,6 +132,8 @@ class LocalCluster(ClusterAccess):
             _kill_group(old["pid"], signal.SIGKILL)
             while _alive(old["pid"]):
                 time.sleep(0.02)
+        for key in _PORTS_OF.get(name, ()):
+            _wait_port_free(self._state["ports"][key], time.monotonic() + 10)
         time.sleep(down_seconds)
         argv = old["argv"]
         self._children.pop(name, None)
@@ -328,6 +330,22 @@ class LocalCluster(ClusterAccess):
 
 
 # ---- helpers ----------------------------------------------------------------------------------
+_PORTS_OF = {"etcd": ("etcd", "etcd_peer"), "kube-apiserver": ("apiserver",),
+             "kube-controller-manager": ("controller_manager",), "kube-scheduler": ("scheduler",)}
+
+
+def _wait_port_free(port: int, deadline: float) -> None:
+    """Until `port` can be listened on again (as Go listens: SO_REUSEADDR), or the deadline."""
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind(("127.0.0.1", port))
+                return
+            except OSError:
+                time.sleep(0.05)
+
+
 def _free_ports(count: int) -> list[int]:
     """Distinct free ports below the ephemeral range, so outgoing connections never take them."""
     ports: list[int] = []

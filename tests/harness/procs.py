@@ -23,16 +23,28 @@ def start_time(pid: int) -> str:
 
 
 def alive(pid: int) -> bool:
-    """True while `pid` runs (a zombie child is reaped and counts as gone)."""
+    """True while any thread of `pid` runs (a zombie child is reaped and counts as gone).
+
+    Every thread counts, not only the leader: after SIGKILL a Go program's leader turns zombie
+    while its other threads still exit, and until the last one is gone the process keeps its
+    file descriptors, so a listening port is not yet free for the restarted component.
+    """
     try:
         os.waitpid(pid, os.WNOHANG)
     except ChildProcessError:
         pass
     try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
         return False
-    return state not in ("Z", "X")
+    for task in tasks:
+        try:
+            state = (task / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if state not in ("Z", "X"):
+            return True
+    return False
 
 
 def same_process(pid: int, start: str) -> bool:

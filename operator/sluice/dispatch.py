@@ -24,12 +24,13 @@ from .api.settings import Settings
 from .kube.client import ApiError, Kube, all_namespaces, core_path, execution_path, job_path, queue_path
 from .kube.events import EventPoster
 from .queue_status import QueueStatusWriter
-from .reconcile import CreateAttempt, Plan, plan
+from .reconcile import CreateAttempt, Memo, Plan, plan
 from .view import ClusterView, JobRecord, Key
 
 log = logging.getLogger("sluice.dispatch")
 
 CREATE_RETRY_SECONDS = 5.0
+FULL_PASS_SECONDS = 10.0  # a full planner pass this often: the safety net under dirty marks
 DELETE_RETRY_SECONDS = 2.0
 
 
@@ -72,6 +73,8 @@ class Dispatcher:
     def __init__(self, kube: Kube, settings: Settings, metrics=None):
         self.kube, self.settings, self.metrics = kube, settings, metrics
         self.view = ClusterView()
+        self.memo = Memo()  # the planner's between-pass state: see reconcile.plan
+        self.full_pass_at = 0.0
         self.first_seen: dict[Key, datetime] = {}
         self.position_written_at: dict[Key, datetime] = {}
         # execution -> (status to send, events to post after it)
@@ -185,8 +188,11 @@ class Dispatcher:
         mono = time.monotonic()
         self.position_tokens = min(rate, self.position_tokens + (mono - self.tokens_at) * rate)
         self.tokens_at = mono
+        if mono >= self.full_pass_at:
+            self.memo.full()
+            self.full_pass_at = mono + FULL_PASS_SECONDS
         result = plan(self.view, self.settings, now, self.first_seen, self.position_written_at,
-                      int(self.position_tokens))
+                      int(self.position_tokens), self.memo)
         self.position_tokens -= result.position_writes
         self.passes += 1
         self.apply(result)
@@ -256,6 +262,7 @@ class Dispatcher:
                     self.metrics.status_written(obj)
         finally:
             self.writing.discard(key)
+            self.view.touch(key)
             self.wake()
 
     async def _refetch_execution(self, key: Key) -> None:
@@ -316,6 +323,7 @@ class Dispatcher:
         finally:
             self.inflight_jobs.discard(job_key)
             self.starting.discard(c.key)
+            self.view.touch(c.key)
             self.wake()
 
     async def _delete_job(self, job: JobRecord) -> None:
@@ -328,6 +336,7 @@ class Dispatcher:
                 log.warning("could not delete Job %s/%s: %s", job.namespace, job.name, exc)
                 await asyncio.sleep(DELETE_RETRY_SECONDS)  # no hot loop on a refusal (e.g. RBAC)
                 job.deleting = False
+                self.view.touch((job.namespace, job.execution))
         self.wake()
 
     async def _fetch_pods(self, job: JobRecord) -> None:
@@ -336,22 +345,23 @@ class Dispatcher:
             async with self.critical:
                 pods, _ = await self.kube.list_all(core_path(job.namespace, "pods"),
                                                    {"labelSelector": f"batch.kubernetes.io/job-name={job.name}"})
-            self.view.pods[key] = pods
+            self.view.set_pods(job, pods)
         except Exception as exc:
             log.warning("could not read pods of Job %s/%s: %s", job.namespace, job.name, exc)
             await asyncio.sleep(1)
         finally:
             self.fetching.discard(key)
+            self.view.touch((job.namespace, job.execution))
             self.wake()
 
     async def _check_config_map(self, key: Key, name: str) -> None:
         try:
             async with self.critical:
                 await self.kube.get(core_path(key[0], "configmaps", name))
-            self.view.missing_config_maps[key] = None
+            self.view.set_config_map_check(key, None)
         except ApiError as exc:
             if exc.not_found:
-                self.view.missing_config_maps[key] = name
+                self.view.set_config_map_check(key, name)
             else:
                 log.warning("could not check ConfigMap %s/%s: %s", key[0], name, exc)
                 await asyncio.sleep(1)
@@ -360,6 +370,7 @@ class Dispatcher:
             await asyncio.sleep(1)
         finally:
             self.checking.discard(key)
+            self.view.touch(key)
             self.wake()
 
     # ---- start-up and periodic re-list ------------------------------------------------------
@@ -372,6 +383,7 @@ class Dispatcher:
                                {"labelSelector": "sluice.dev/execution"}, protect=self.inflight_jobs)
             await self._relist(execution_path(ns or "_"), ns, self.view.executions, self.on_execution,
                                protect=self.writing)
+        self.memo.full()
 
     async def _relist(self, path: str, ns: str | None, store: dict, handler: Callable[[str, dict], None],
                       params: dict | None = None, protect: set | None = None) -> None:

@@ -4,9 +4,16 @@ Level-triggered like the Job controller's sync: every call derives the desired s
 execution from its spec, its status and the Jobs that carry its label, never from "what just
 changed". Running it twice, or after a crash, reaches the same result; the dispatcher only
 carries the plan out. Pure: no I/O, the clock is an argument.
+
+Incremental like the Job controller's work queue: with a `Memo`, a pass re-steps only the
+executions whose inputs changed (the view marks them dirty) or whose timer fell due, and keeps
+the others' candidates from before; the queue-wide part (order, capacity, positions) is still
+computed over every waiter. Stepping is a pure function of the view and the clock, so the
+result is the same as a full pass; a test runs both side by side to hold that.
 """
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -63,6 +70,39 @@ class Plan:
 
 
 @dataclass
+class Memo:
+    """What the planner keeps between passes, so that a pass costs what changed, not what waits.
+
+    `full()` forgets the candidates: the dispatcher asks for a full pass now and then, so a
+    change that was never marked dirty would cost a delay, never a stuck execution.
+    """
+
+    waiting: dict[Key, Candidate] = field(default_factory=dict)
+    timers: dict[Key, datetime] = field(default_factory=dict)  # earliest re-step per execution
+    heap: list[tuple[datetime, Key]] = field(default_factory=list)
+    full_pending: bool = True
+
+    def full(self) -> None:
+        self.full_pending = True
+
+    def timer(self, key: Key, when: datetime) -> None:
+        current = self.timers.get(key)
+        if current is None or when < current:
+            self.timers[key] = when
+            heapq.heappush(self.heap, (when, key))
+
+    def due(self, now: datetime) -> set[Key]:
+        """Executions whose timer fell due (a stale heap entry only costs a spare re-step)."""
+        out: set[Key] = set()
+        while self.heap and self.heap[0][0] <= now:
+            _, key = heapq.heappop(self.heap)
+            if key in self.timers and self.timers[key] <= now:
+                del self.timers[key]
+            out.add(key)
+        return out
+
+
+@dataclass
 class Context:
     view: ClusterView
     settings: Settings
@@ -70,7 +110,14 @@ class Context:
     first_seen: dict[Key, datetime]
     position_written_at: dict[Key, datetime]
     position_budget: int = 10**9
+    memo: Memo | None = None
     _default_queue: TestQueueSpec | None = None
+
+    def timer(self, plan: "Plan", key: Key, when: datetime) -> None:
+        """Step this execution again at `when` (a backoff ends, a queue timeout expires)."""
+        plan.wake(when)
+        if self.memo is not None:
+            self.memo.timer(key, when)
 
     def queue_spec(self, namespace: str, queue: str) -> TestQueueSpec | None:
         rec = self.view.queues.get((namespace, queue))
@@ -174,7 +221,7 @@ def _fail_or_retry(step: _Step, eff: EffectiveSpec, cls: str, reason: str, messa
         st.observed_generation = step.rec.generation
         apply_phase_conditions(st, ctx.now, step.rec.generation)
         step.write()
-        step.plan.wake(st.next_attempt_at)
+        ctx.timer(step.plan, step.rec.key, st.next_attempt_at)
         return
     text = message if attempt == 1 else f"attempt {attempt} of {attempt}: {message}"
     if cls == "TestFailure":
@@ -253,6 +300,7 @@ def _step_execution(rec: ExecutionRecord, ctx: Context, plan: Plan) -> Candidate
         if st.phase != Phase.Pending or st.reason != "QueueNotFound":
             st = step.st
             st.phase, st.reason = Phase.Pending, "QueueNotFound"
+            st.next_attempt_at = None
             st.message = f"TestQueue {rec.spec.queue!r} does not exist in namespace {rec.namespace}: create it"
             st.observed_generation = rec.generation
             apply_phase_conditions(st, ctx.now, rec.generation)
@@ -261,7 +309,7 @@ def _step_execution(rec: ExecutionRecord, ctx: Context, plan: Plan) -> Candidate
     if st.phase == Phase.BackingOff:
         due = st.next_attempt_at or ctx.now
         if due > ctx.now:
-            plan.wake(due)
+            ctx.timer(plan, rec.key, due)
             return None
         return _candidate(rec, st, attempt + 1, queued=False, ctx=ctx)
     # Waiting for its first attempt: validate once, then queue.
@@ -284,8 +332,10 @@ def _step_execution(rec: ExecutionRecord, ctx: Context, plan: Plan) -> Candidate
             step.finish(Phase.Failed, "QueueTimeout",
                         f"not admitted within queueTimeoutSeconds ({timeout}s)")
             return None
-        plan.wake(deadline)
-    return _candidate(rec, st, 1, queued=True, ctx=ctx, queued_at=queued_at)
+        ctx.timer(plan, rec.key, deadline)
+    # attempt + 1, not 1: a retry sent back to the queue (its TestQueue was deleted while it
+    # backed off) must not reuse the Job name of the attempt that failed.
+    return _candidate(rec, st, attempt + 1, queued=True, ctx=ctx, queued_at=queued_at)
 
 
 def _candidate(rec: ExecutionRecord, st: TestExecutionStatus, attempt: int, queued: bool, ctx: Context,
@@ -299,9 +349,8 @@ def _candidate(rec: ExecutionRecord, st: TestExecutionStatus, attempt: int, queu
 
 def _occupancy(view: ClusterView) -> Occupancy:
     occ = Occupancy()
-    for job in view.jobs.values():
-        if job.occupies:
-            occ.take((job.namespace, job.queue), job.slots)
+    for job in view.occupying.values():
+        occ.take((job.namespace, job.queue), job.slots)
     return occ
 
 
@@ -336,12 +385,16 @@ def _queue_or_reject(waiting: list[Candidate], admitted: set[Key], positions: di
     per_queue: dict[tuple[str, str], int] = {}
     total = 0
     new: list[Candidate] = []
+    queued: list[tuple[Candidate, ExecutionRecord]] = []  # in admission order
+    executions = ctx.view.executions
     for c in waiting:
-        if c.key in admitted or not c.queued:
+        if not c.queued or c.key in admitted:
             continue
-        if ctx.view.executions[c.key].status.phase == Phase.Queued:
+        rec = executions[c.key]
+        if rec.status.phase is Phase.Queued:
             per_queue[c.queue_key] = per_queue.get(c.queue_key, 0) + 1
             total += 1
+            queued.append((c, rec))
         else:
             new.append(c)
     new.sort(key=lambda c: (c.created, c.queued_at, c.name, c.namespace))
@@ -377,22 +430,27 @@ def _queue_or_reject(waiting: list[Candidate], admitted: set[Key], positions: di
         apply_phase_conditions(st, ctx.now, rec.generation)
         plan.writes.append(StatusWrite(c.key, st, None))  # waiting is not worth an Event each
         ctx.position_written_at[c.key] = ctx.now
-    _update_positions(waiting, admitted, positions, ctx, plan)
+    _update_positions(queued, positions, ctx, plan)
 
 
-def _update_positions(waiting: list[Candidate], admitted: set[Key], positions: dict[Key, int],
+def _update_positions(queued: list[tuple[Candidate, ExecutionRecord]], positions: dict[Key, int],
                       ctx: Context, plan: Plan) -> None:
-    """Rewrites positions that moved, head of each queue first, within the position budget."""
+    """Rewrites positions that moved, head of each queue first, within the position budget.
+
+    Runs over every waiter on every pass, so the common case (nothing moved) is checked first.
+    """
     settings = ctx.settings
     due: list[tuple[int, Candidate, str]] = []
-    for c in waiting:
-        rec = ctx.view.executions[c.key]
-        if c.key in admitted or rec.status.phase != Phase.Queued:
-            continue
+    reasons: dict[tuple[str, str], str] = {}
+    for c, rec in queued:
+        reason = reasons.get(c.queue_key)
+        if reason is None:
+            qspec = ctx.queue_spec(c.namespace, c.queue) or TestQueueSpec()
+            reason = reasons[c.queue_key] = "QueuePaused" if qspec.paused else "Queued"
         desired = positions.get(c.key)
-        qspec = ctx.queue_spec(c.namespace, c.queue) or TestQueueSpec()
-        reason = "QueuePaused" if qspec.paused else "Queued"
         written = rec.status.queue_position
+        if desired == written and reason == rec.status.reason:
+            continue
         last = ctx.position_written_at.get(c.key)
         since = (ctx.now - last).total_seconds() if last else None
         if reason == rec.status.reason and not position_worth_writing(
@@ -419,16 +477,32 @@ def _update_positions(waiting: list[Candidate], admitted: set[Key], positions: d
 
 def plan(view: ClusterView, settings: Settings, now: datetime,
          first_seen: dict[Key, datetime], position_written_at: dict[Key, datetime],
-         position_budget: int = 10**9) -> Plan:
-    """Everything that should happen now. The caller applies `writes`/`creates` to the view."""
-    ctx = Context(view, settings, now, first_seen, position_written_at, position_budget)
+         position_budget: int = 10**9, memo: Memo | None = None) -> Plan:
+    """Everything that should happen now. The caller applies `writes`/`creates` to the view.
+
+    Without a `memo` every active execution is stepped; with one, only those marked dirty since
+    the last pass or whose timer is due. Consumes `view.dirty` either way.
+    """
+    memo = memo if memo is not None else Memo()
+    ctx = Context(view, settings, now, first_seen, position_written_at, position_budget, memo)
     result = Plan()
-    waiting: list[Candidate] = []
-    for key in list(view.active):
-        rec = view.executions[key]
+    keys, view.dirty = view.dirty, set()
+    if memo.full_pending:
+        memo.full_pending = False
+        memo.waiting.clear()
+        keys |= view.active
+    keys |= memo.due(now)
+    for key in keys:
+        memo.waiting.pop(key, None)
+        rec = view.executions.get(key)
+        if rec is None or key not in view.active:
+            continue
         candidate = _step_execution(rec, ctx, result)
         if candidate is not None:
-            waiting.append(candidate)
+            memo.waiting[key] = candidate
+    if memo.heap:
+        result.wake(memo.heap[0][0])
+    waiting = list(memo.waiting.values())
     aging = {k: q.spec.aging_seconds for k, q in view.queues.items()}
     ordered = order(waiting, now, aging)
     limits: dict[tuple[str, str], QueueLimits] = {}
@@ -443,7 +517,7 @@ def plan(view: ClusterView, settings: Settings, now: datetime,
     result.waiting = len(ordered) - len(admitted)
     positions = queue_positions(ordered, admitted_keys)
     _queue_or_reject(ordered, admitted_keys, positions, ctx, result)
-    for c in ordered:
+    for c in ordered if any(aging.values()) else ():
         if c.key not in admitted_keys:
             seconds = next_promotion(c, now, aging.get(c.queue_key, 0))
             if seconds is not None:

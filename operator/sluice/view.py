@@ -139,8 +139,12 @@ class ClusterView:
     jobs_by_execution: dict[Key, dict[int, JobRecord]] = field(default_factory=dict)
     # executions the planner must look at: not terminal, or terminal with Jobs still to stop
     active: set[Key] = field(default_factory=set)
+    # executions whose inputs changed since the planner last stepped them (see reconcile.Memo)
+    dirty: set[Key] = field(default_factory=set)
+    occupying: dict[Key, JobRecord] = field(default_factory=dict)  # unfinished Jobs: the used slots
 
     def _index(self, key: Key) -> None:
+        self.dirty.add(key)
         rec = self.executions.get(key)
         if rec is None:
             self.active.discard(key)
@@ -150,6 +154,21 @@ class ClusterView:
             self.active.discard(key)
         else:
             self.active.add(key)
+
+    def touch(self, key: Key) -> None:
+        """Something the planner reads about this execution changed outside the view's events."""
+        self.dirty.add(key)
+
+    def touch_all(self, namespace: str | None = None) -> None:
+        self.dirty.update(k for k in self.active if namespace is None or k[0] == namespace)
+
+    def set_pods(self, job: JobRecord, pods: list[dict]) -> None:
+        self.pods[(job.namespace, job.name)] = pods
+        self.dirty.add((job.namespace, job.execution))
+
+    def set_config_map_check(self, key: Key, missing: str | None) -> None:
+        self.missing_config_maps[key] = missing
+        self.dirty.add(key)
 
     def set_status(self, key: Key, status) -> None:
         """The dispatcher's own (optimistic) status change."""
@@ -174,6 +193,7 @@ class ClusterView:
         self.executions.pop((namespace, name), None)
         self.missing_config_maps.pop((namespace, name), None)
         self.active.discard((namespace, name))
+        self.dirty.add((namespace, name))
 
     def upsert_job(self, obj: dict) -> bool:
         rec = JobRecord.from_object(obj)
@@ -184,6 +204,10 @@ class ClusterView:
         if old is not None and rec.resource_version and rec.resource_version < old.resource_version:
             return False
         self.jobs[key] = rec
+        if rec.occupies:
+            self.occupying[key] = rec
+        else:
+            self.occupying.pop(key, None)
         self.jobs_by_execution.setdefault((rec.namespace, rec.execution), {})[rec.attempt] = rec
         self._index((rec.namespace, rec.execution))
         return True
@@ -191,6 +215,7 @@ class ClusterView:
     def delete_job(self, namespace: str, name: str) -> None:
         rec = self.jobs.pop((namespace, name), None)
         self.pods.pop((namespace, name), None)
+        self.occupying.pop((namespace, name), None)
         if rec is not None:
             by = self.jobs_by_execution.get((namespace, rec.execution), {})
             if by.get(rec.attempt) is rec:
@@ -199,10 +224,14 @@ class ClusterView:
 
     def upsert_queue(self, obj: dict) -> None:
         rec = QueueRecord.from_object(obj)
+        old = self.queues.get((rec.namespace, rec.name))
         self.queues[(rec.namespace, rec.name)] = rec
+        if old is None or old.spec != rec.spec:
+            self.touch_all(rec.namespace)  # capacity, pause, defaults: its executions re-plan
 
     def delete_queue(self, namespace: str, name: str) -> None:
-        self.queues.pop((namespace, name), None)
+        if self.queues.pop((namespace, name), None) is not None:
+            self.touch_all(namespace)
 
     # ---- reads -----------------------------------------------------------------------------
     def jobs_of(self, key: Key) -> dict[int, JobRecord]:

@@ -3,7 +3,7 @@ from datetime import timedelta
 
 from sluice.api.execution import Phase
 from sluice.api.settings import Settings
-from sluice.reconcile import plan
+from sluice.reconcile import Memo, plan
 from sluice.view import ClusterView
 
 from .builders import T0, execution, finished, pod, queue
@@ -17,6 +17,7 @@ class Sim:
         self.settings = settings or Settings(running_capacity=3, queued_capacity=50)
         self.first_seen, self.pos = {}, {}
         self.now = T0
+        self.memo = Memo()  # incremental, as the dispatcher plans
 
     def add(self, obj):
         self.view.upsert_execution(obj)
@@ -24,7 +25,7 @@ class Sim:
 
     def step(self, seconds=0.0):
         self.now = T0 + timedelta(seconds=seconds) if seconds else self.now
-        p = plan(self.view, self.settings, self.now, self.first_seen, self.pos)
+        p = plan(self.view, self.settings, self.now, self.first_seen, self.pos, memo=self.memo)
         for w in p.writes:
             self.view.set_status(w.key, w.status)
         for c in p.creates:
@@ -41,7 +42,8 @@ class Sim:
         job = self.view.jobs[("ns", job_name)].obj
         kind = kind or ("Complete" if exit_code == 0 else "Failed")
         self.view.upsert_job(finished(job, kind, reason or (None if kind == "Complete" else "BackoffLimitExceeded")))
-        self.view.pods[("ns", job_name)] = [pod(job_name, exit_code, message)] if exit_code is not None else []
+        pods = [pod(job_name, exit_code, message)] if exit_code is not None else []
+        self.view.set_pods(self.view.jobs[("ns", job_name)], pods)
 
 
 def test_admits_up_to_capacity_in_order_and_queues_the_rest_with_positions():
@@ -162,3 +164,22 @@ def test_job_that_vanished_mid_attempt_counts_as_infrastructure_error():
     sim.view.delete_job("ns", "a-a1")
     sim.step(2)
     assert sim.status("a").phase == Phase.BackingOff and "disappeared" in sim.status("a").message
+
+
+def test_a_retry_whose_queue_vanished_waits_for_it_then_starts_the_next_attempt():
+    """Found by the incremental-vs-full test: it used to restart attempt 1 under the failed Job's name."""
+    sim = Sim(Settings(running_capacity=2))
+    sim.view.upsert_queue(queue("q", runningCapacity=1))
+    sim.add(execution("a", 0, queue="q", retries={"limit": 2, "backoff": {"initialSeconds": 10}}))
+    sim.step()
+    sim.finish("a-a1", 3)
+    sim.step(1)
+    assert sim.status("a").phase == Phase.BackingOff
+    sim.view.delete_queue("ns", "q")
+    sim.step(2)
+    st = sim.status("a")
+    assert (st.phase, st.reason, st.next_attempt_at) == (Phase.Pending, "QueueNotFound", None)
+    sim.view.upsert_queue(queue("q", runningCapacity=1))
+    p = sim.step(3)
+    assert [c.job["metadata"]["name"] for c in p.creates] == ["a-a2"]
+    assert sim.status("a").attempt == 2

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
+from operator import attrgetter
 from datetime import datetime
 
 from ..api.execution import Priority
@@ -27,13 +29,18 @@ class Candidate:
     attempt: int = 1  # the attempt it would start
     queued: bool = True  # False for a retry that is due (BackingOff): it has no position
 
-    @property
+    @cached_property
     def key(self) -> tuple[str, str]:
         return (self.namespace, self.name)
 
-    @property
+    @cached_property
     def queue_key(self) -> tuple[str, str]:
         return (self.namespace, self.queue)
+
+    @cached_property
+    def static_key(self) -> tuple:
+        """The admission key without aging: computed once, since a pass sorts every waiter."""
+        return (self.priority.rank, self.created, self.queued_at, self.name, self.namespace)
 
 
 def effective_rank(priority: Priority, waited_seconds: float, aging_seconds: int) -> int:
@@ -45,8 +52,10 @@ def effective_rank(priority: Priority, waited_seconds: float, aging_seconds: int
 
 
 def admission_key(c: Candidate, now: datetime, aging_seconds: int) -> tuple:
+    if aging_seconds <= 0:
+        return c.static_key
     waited = (now - c.queued_at).total_seconds()
-    return (effective_rank(c.priority, waited, aging_seconds), c.created, c.queued_at, c.name, c.namespace)
+    return (effective_rank(c.priority, waited, aging_seconds),) + c.static_key[1:]
 
 
 def next_promotion(c: Candidate, now: datetime, aging_seconds: int) -> float | None:
@@ -61,4 +70,9 @@ def next_promotion(c: Candidate, now: datetime, aging_seconds: int) -> float | N
 
 def order(candidates: list[Candidate], now: datetime, aging: dict[tuple[str, str], int]) -> list[Candidate]:
     """Candidates in admission order; `aging` maps a queue key to its agingSeconds."""
+    if not any(aging.values()):
+        return sorted(candidates, key=_STATIC)
     return sorted(candidates, key=lambda c: admission_key(c, now, aging.get(c.queue_key, 0)))
+
+
+_STATIC = attrgetter("static_key")

@@ -148,6 +148,8 @@ def run_sluice(api_client, kubeconfig: str, log_dir: Path, n: int, capacity: int
     writes = sum(by_resource.values()) + len(events)
     op_rss = rss_mb(op.proc.pid)
     op_cpu = cpu_seconds(op.proc.pid)
+    inside = histogram_quantiles(f"http://127.0.0.1:{op.metrics_port}/metrics",
+                                 "sluice_dispatch_latency_seconds", (50, 95))
     op.stop()
     phases = Counter(i["status"]["phase"] for i in items)
     return {
@@ -157,6 +159,8 @@ def run_sluice(api_client, kubeconfig: str, log_dir: Path, n: int, capacity: int
         "dispatch_latency_ms_p50": round(pct(watcher.latencies, 50) * 1000),
         "dispatch_latency_ms_p95": round(pct(watcher.latencies, 95) * 1000),
         "dispatch_latency_samples": len(watcher.latencies),
+        # the operator's own view: Job-finished event received -> next Job created (bucket bounds)
+        "operator_dispatch_latency_ms_p50_p95_le": [round(v * 1000) for v in inside],
         "peak_unfinished_jobs": watcher.peak_unfinished,
         "writes_per_execution": round(writes / n, 2),
         "writes_breakdown_per_execution": {k: round(v / n, 2) for k, v in sorted(by_resource.items())}
@@ -242,6 +246,19 @@ def run_baseline(api_client, kubeconfig: str, n: int, capacity: int) -> dict:
         "dispatch_latency_ms_p95": round(pct(watcher.latencies, 95) * 1000),
         "writes_per_execution": round(writes / n, 2),
     }
+
+
+def histogram_quantiles(url: str, name: str, qs: tuple[int, ...]) -> list[float]:
+    """Upper bucket bounds holding the given percentiles of a Prometheus histogram."""
+    buckets: list[tuple[float, float]] = []
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        for line in resp.read().decode().splitlines():
+            if line.startswith(name + "_bucket{"):
+                le = line.split('le="', 1)[1].split('"', 1)[0]
+                buckets.append((float(le), float(line.rsplit(" ", 1)[1])))
+    buckets.sort()
+    total = buckets[-1][1] if buckets else 0
+    return [next((le for le, n in buckets if total and n >= total * q / 100), float("nan")) for q in qs]
 
 
 def cpu_seconds(pid: int) -> float:

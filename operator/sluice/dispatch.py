@@ -255,7 +255,13 @@ class Dispatcher:
                     await self._refetch_execution(key)
                     return
                 if key not in self.pending_status:
+                    old = self.view.executions.get(key)
                     self.view.upsert_execution(obj)
+                    if key in self.starting and old is not None:
+                        # A position write that returns while this execution's Job is being
+                        # created must not undo the optimistic Running status: the next pass
+                        # would "adopt" the Job and write Running (and Admitted) a second time.
+                        self.view.set_status(key, old.status)
                 for event in events:
                     self.events.post(obj, *event)
                 if self.metrics:

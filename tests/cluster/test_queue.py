@@ -41,6 +41,10 @@ def test_fifty_executions_at_capacity_five_in_admission_order(sluice, start_oper
         batches.setdefault(_t(i["status"]["startedAt"]), []).append(i["metadata"]["name"])
     admitted = [n for at in sorted(batches) for n in sorted(batches[at], key=rule.get)]
     assert admitted == sorted(rule, key=rule.get)
+    # One start each: exactly one Admitted Event per execution (a position write racing the
+    # Job create once made the next pass "adopt" the Job and announce it a second time).
+    admitted_events = [e for e in sluice.core.list_namespaced_event(sluice.ns).items if e.reason == "Admitted"]
+    assert sum(e.count or 1 for e in admitted_events) == 50
     deadline = time.time() + 15  # TestQueue.status is written at a bounded rate
     while time.time() < deadline:
         q = sluice.get_queue("q")["status"]

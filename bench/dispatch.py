@@ -84,6 +84,13 @@ class JobWatcher(threading.Thread):
         self.stop_flag = threading.Event()
 
     def run(self) -> None:
+        try:
+            self._watch()
+        except Exception:  # noqa: BLE001 - the cluster going away after the run is not news
+            if not self.stop_flag.is_set():
+                raise
+
+    def _watch(self) -> None:
         w = watch.Watch()
         for ev in w.stream(self.batch.list_namespaced_job, self.ns, timeout_seconds=3600):
             now = time.monotonic()

@@ -1,0 +1,52 @@
+#!/usr/bin/env python3
+"""Planner pass cost (pure, no cluster): prints milliseconds per dispatcher pass, asserts nothing.
+
+A view with N executions (running capacity 50, the rest Queued) is planned the way the
+dispatcher plans it (incrementally, with a Memo): an idle pass (nothing changed) and a pass
+after one Job finished (its execution completes, the next one is admitted, positions move).
+
+    python bench/planner.py [--executions 1000 5000]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from sluice.api.settings import Settings  # noqa: E402
+from tests.unit.builders import execution  # noqa: E402
+from tests.unit.test_reconcile import Sim  # noqa: E402
+
+
+def measure(n: int, rounds: int = 20) -> dict:
+    sim = Sim(Settings(running_capacity=50, queued_capacity=n + 10))
+    for i in range(n):
+        sim.add(execution(f"e{i:05d}", created=i * 0.01))
+    sim.step()
+    sim.step(1)
+    began = time.perf_counter()
+    for _ in range(rounds):
+        sim.step(2)
+    idle = (time.perf_counter() - began) / rounds
+    running = [k[1] for k, j in sim.view.jobs.items() if j.occupies][:rounds]
+    began = time.perf_counter()
+    for i, name in enumerate(running):
+        sim.finish(name, 0)
+        sim.step(3 + i)
+    finish = (time.perf_counter() - began) / len(running)
+    return {"executions": n, "idle_pass_ms": round(idle * 1000, 1), "pass_after_a_job_finished_ms": round(finish * 1000, 1)}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--executions", type=int, nargs="+", default=[1000, 5000])
+    for n in ap.parse_args().executions:
+        print(measure(n), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,8 +1,10 @@
 """The dispatcher: the one task that decides, and the only creator of Jobs.
 
-Watch handlers only update the view and wake it. Each pass runs the pure planner over the
-whole view, applies the plan to the view at once (so a decision is never taken twice while
-its write is in flight), and hands the writes to bounded background tasks. Status writes to
+Watch handlers only update the view (which marks what changed) and wake it. Each pass runs the
+pure planner over what changed plus the queue-wide decisions (a full pass every
+FULL_PASS_SECONDS and after every relist), applies the plan to the view at once (so a decision
+is never taken twice while its write is in flight), and hands the writes to bounded background
+tasks. Status writes to
 one execution are serialized and coalesced: only the newest desired status is sent.
 
 It never admits before it has listed executions and Jobs (`ready`), and only while it holds

@@ -86,6 +86,8 @@ class Dispatcher:
         self.starting: set[Key] = set()  # executions whose Job create is in flight
         self.fetching: set[Key] = set()
         self.checking: set[Key] = set()
+        # executions whose source ConfigMap was created ahead (True) or is being created (task)
+        self.sources: dict[Key, asyncio.Task | bool] = {}
         self.tasks: set[asyncio.Task] = set()
         # Job creates, deletes and pod reads are on the critical path: they never queue
         # behind status writes.
@@ -108,6 +110,7 @@ class Dispatcher:
         if event_type == "DELETED":
             self.view.delete_execution(*key)
             self.first_seen.pop(key, None)
+            self.sources.pop(key, None)
             self.position_written_at.pop(key, None)
         else:
             old = self.view.executions.get(key)
@@ -215,6 +218,9 @@ class Dispatcher:
             if key not in self.fetching:
                 self.fetching.add(key)
                 self._spawn(self._fetch_pods(job))
+        for key, config_map in result.sources:
+            if key not in self.sources:
+                self.sources[key] = self._spawn(self._create_source(key, config_map))
         for key, name in result.check_config_maps:
             if key not in self.checking:
                 self.checking.add(key)
@@ -302,7 +308,7 @@ class Dispatcher:
         ns, name = c.key
         try:
             async with self.critical:
-                if c.config_map is not None:
+                if c.config_map is not None and not await self._source_ready(c.key):
                     try:
                         await self.kube.create(core_path(ns, "configmaps"), c.config_map)
                     except ApiError as exc:
@@ -333,6 +339,31 @@ class Dispatcher:
             self.starting.discard(c.key)
             self.view.touch(c.key)
             self.wake()
+
+    async def _create_source(self, key: Key, config_map: dict) -> bool:
+        """Creates a waiting execution's source ConfigMap ahead of its start; False on failure
+        (the start then creates it in series, as after a restart)."""
+        try:
+            async with self.sem:
+                await self.kube.create(core_path(key[0], "configmaps"), config_map)
+        except ApiError as exc:
+            if not exc.conflict:
+                log.info("source ConfigMap of %s/%s not created ahead: %s", *key, exc)
+                self.sources.pop(key, None)
+                return False
+        except Exception as exc:  # connection trouble: the start will try again
+            log.info("source ConfigMap of %s/%s not created ahead: %s", *key, exc)
+            self.sources.pop(key, None)
+            return False
+        if key in self.sources:
+            self.sources[key] = True
+        return True
+
+    async def _source_ready(self, key: Key) -> bool:
+        made = self.sources.get(key)
+        if isinstance(made, asyncio.Task):
+            return await asyncio.shield(made)
+        return made is True
 
     async def _delete_job(self, job: JobRecord) -> None:
         try:

@@ -60,6 +60,9 @@ class Plan:
     deletes: list[JobRecord] = field(default_factory=list)
     fetch_pods: list[JobRecord] = field(default_factory=list)
     check_config_maps: list[tuple[Key, str]] = field(default_factory=list)
+    # inline-source ConfigMaps to create ahead, while the execution waits: the start of an
+    # attempt is then one API call (the Job), not two in series
+    sources: list[tuple[Key, dict]] = field(default_factory=list)
     wake_at: datetime | None = None
     waiting: int = 0  # candidates left waiting after this plan
     position_writes: int = 0  # how much of the position budget this plan used
@@ -430,6 +433,9 @@ def _queue_or_reject(waiting: list[Candidate], admitted: set[Key], positions: di
         apply_phase_conditions(st, ctx.now, rec.generation)
         plan.writes.append(StatusWrite(c.key, st, None))  # waiting is not worth an Event each
         ctx.position_written_at[c.key] = ctx.now
+        source = render_source_config_map(rec.namespace, rec.name, rec.uid, _effective(rec, ctx, qspec))
+        if source is not None:
+            plan.sources.append((c.key, source))
     _update_positions(queued, positions, ctx, plan)
 
 

@@ -30,6 +30,7 @@ def _summary(p) -> dict:
         "deletes": sorted(f"{j.namespace}/{j.name}" for j in p.deletes),
         "fetch_pods": sorted(f"{j.namespace}/{j.name}" for j in p.fetch_pods),
         "check_config_maps": sorted(map(str, p.check_config_maps)),
+        "sources": sorted(str(k) for k, _ in p.sources),
         "waiting": p.waiting,
     }
 

@@ -183,3 +183,13 @@ def test_a_retry_whose_queue_vanished_waits_for_it_then_starts_the_next_attempt(
     p = sim.step(3)
     assert [c.job["metadata"]["name"] for c in p.creates] == ["a-a2"]
     assert sim.status("a").attempt == 2
+
+
+def test_a_waiting_inline_source_is_created_ahead_and_a_started_one_with_its_job():
+    sim = Sim(Settings(running_capacity=1))
+    sim.add(execution("a", 0))
+    sim.add(execution("b", 1))
+    p = sim.step()
+    assert [c.key[1] for c in p.creates] == ["a"] and p.creates[0].config_map is not None
+    assert [(k[1], cm["metadata"]["name"], cm["immutable"]) for k, cm in p.sources] == [("b", "b-src", True)]
+    assert sim.step().sources == []  # once, when it joins the queue

@@ -46,14 +46,7 @@ class TwinSim(Sim):
         assert _summary(p) == _summary(full)
         if full.wake_at is not None:
             assert p.wake_at is not None and p.wake_at <= full.wake_at
-        for w in p.writes:
-            self.view.set_status(w.key, w.status)
-        for c in p.creates:
-            self.view.upsert_job(c.job)
-            self.view.set_status(c.key, c.status)
-        for j in p.deletes:
-            self.view.delete_job(j.namespace, j.name)
-        return p
+        return self.apply(p)
 
 
 def _replace_spec(sim: Sim, name: str, **changes) -> None:

@@ -25,7 +25,10 @@ class Sim:
 
     def step(self, seconds=0.0):
         self.now = T0 + timedelta(seconds=seconds) if seconds else self.now
-        p = plan(self.view, self.settings, self.now, self.first_seen, self.pos, memo=self.memo)
+        return self.apply(plan(self.view, self.settings, self.now, self.first_seen, self.pos, memo=self.memo))
+
+    def apply(self, p):
+        """What the dispatcher does to its view with a plan, minus the API."""
         for w in p.writes:
             self.view.set_status(w.key, w.status)
         for c in p.creates:

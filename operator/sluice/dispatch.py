@@ -4,8 +4,8 @@ Watch handlers only update the view (which marks what changed) and wake it. Each
 pure planner over what changed plus the queue-wide decisions (a full pass every
 FULL_PASS_SECONDS and after every relist), applies the plan to the view at once (so a decision
 is never taken twice while its write is in flight), and hands the writes to bounded background
-tasks. Status writes to
-one execution are serialized and coalesced: only the newest desired status is sent.
+tasks. Status writes to one execution are serialized and coalesced: only the newest desired
+status is sent.
 
 It never admits before it has listed executions and Jobs (`ready`), and only while it holds
 the leader Lease.
@@ -346,15 +346,11 @@ class Dispatcher:
         try:
             async with self.sem:
                 await self.kube.create(core_path(key[0], "configmaps"), config_map)
-        except ApiError as exc:
-            if not exc.conflict:
+        except Exception as exc:  # a refusal or connection trouble: the start will try again
+            if not (isinstance(exc, ApiError) and exc.conflict):
                 log.info("source ConfigMap of %s/%s not created ahead: %s", *key, exc)
                 self.sources.pop(key, None)
                 return False
-        except Exception as exc:  # connection trouble: the start will try again
-            log.info("source ConfigMap of %s/%s not created ahead: %s", *key, exc)
-            self.sources.pop(key, None)
-            return False
         if key in self.sources:
             self.sources[key] = True
         return True

@@ -38,8 +38,11 @@ _S3_URL = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9])(/(?P<
 class Settings(BaseSettings):
     """The runner's inputs; field aliases are the environment variable names."""
 
+    # case_sensitive: the exact names only. Read case-insensitively, a user env entry such as
+    # `sluice_artifacts_url` (which the operator's reservation of SLUICE_* did not catch) would
+    # override the operator's SLUICE_ARTIFACTS_URL and send artifacts into another prefix.
     model_config = SettingsConfigDict(
-        populate_by_name=True, extra="ignore", env_ignore_empty=True, frozen=True
+        populate_by_name=True, extra="ignore", env_ignore_empty=True, frozen=True, case_sensitive=True
     )
 
     execution: str | None = Field(None, alias="SLUICE_EXECUTION")
@@ -52,7 +55,10 @@ class Settings(BaseSettings):
     git_ref: str | None = Field(None, alias="SLUICE_GIT_REF")
     git_path: str = Field("", alias="SLUICE_GIT_PATH")
     git_username: str | None = Field(None, alias="SLUICE_GIT_USERNAME")
-    git_token: SecretStr | None = Field(None, alias="SLUICE_GIT_TOKEN")
+    # The git Secret's `password` key is an alias of `token` (the operator maps both); token wins.
+    git_token: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("SLUICE_GIT_TOKEN", "SLUICE_GIT_PASSWORD")
+    )
 
     artifacts_url: str = Field("", alias="SLUICE_ARTIFACTS_URL")
     shard_index: int | None = Field(

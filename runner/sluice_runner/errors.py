@@ -11,6 +11,9 @@ from enum import IntEnum, StrEnum
 
 
 class ExitCode(IntEnum):
+    """The runner's exit codes: the one definition (the operator's podFailurePolicy and outcome
+    classification import these rather than repeating the numbers)."""
+
     PASSED = 0
     TESTS_FAILED = 1
     INVALID = 2
@@ -18,12 +21,29 @@ class ExitCode(IntEnum):
 
 
 class ErrorClass(StrEnum):
-    """Values of the termination message's `errorClass` (DESIGN.md, failure classes)."""
+    """Every failure class of an attempt (API.md, failure classes): the one definition.
+
+    The runner reports the first four in the termination message's `errorClass`; the last two
+    only the operator can see (the pod was evicted, or the Job ran past its deadline), so the
+    runner never writes them. The operator imports this enum instead of repeating the strings.
+    """
 
     TEST_FAILURE = "TestFailure"
     INVALID_SPEC = "InvalidSpec"
     INFRASTRUCTURE = "InfrastructureError"
     BROWSER_CRASH = "BrowserCrash"
+    POD_EVICTED = "PodEvicted"
+    TIMEOUT = "Timeout"
+
+
+# What the runner itself may report in `errorClass`.
+RUNNER_REPORTED = frozenset(
+    {ErrorClass.TEST_FAILURE, ErrorClass.INVALID_SPEC, ErrorClass.INFRASTRUCTURE, ErrorClass.BROWSER_CRASH}
+)
+# What `spec.retries.retryOn` may name (Timeout and InvalidSpec are never retried).
+RETRYABLE = (ErrorClass.INFRASTRUCTURE, ErrorClass.POD_EVICTED, ErrorClass.BROWSER_CRASH, ErrorClass.TEST_FAILURE)
+# Retried when an execution names no retryOn.
+DEFAULT_RETRY_ON = (ErrorClass.INFRASTRUCTURE, ErrorClass.POD_EVICTED, ErrorClass.BROWSER_CRASH)
 
 
 class RunnerError(Exception):

@@ -22,6 +22,7 @@ from pathlib import Path
 from sluice_runner.config import Settings
 from sluice_runner.errors import InfrastructureError, RunnerError, SourceError
 from sluice_runner.process import Supervisor
+from sluice_runner.redact import redact_text, redact_url
 
 # Never copied: kubelet's ConfigMap internals ("..data", "..2024_..."), VCS data, caches.
 _SKIP = {".git", "__pycache__", ".pytest_cache", "node_modules"}
@@ -47,7 +48,7 @@ def prepare_source(settings: Settings, work: Path, supervisor: Supervisor) -> Pa
     if settings.source_kind == "git":
         repo = clone_git(settings, work / "git", supervisor)
         suite = repo / settings.git_path if settings.git_path else repo
-        where = f"path {settings.git_path!r} of {settings.git_url}@{settings.git_ref or 'HEAD'}"
+        where = f"path {settings.git_path!r} of {redact_url(settings.git_url or '')}@{settings.git_ref or 'HEAD'}"
         check_suite_dir(suite, where)
         return suite
     assert settings.source_dir is not None  # enforced by Settings
@@ -133,7 +134,7 @@ def classify_git_failure(output: str, where: str) -> RunnerError:
 
 def clone_git(settings: Settings, dest: Path, supervisor: Supervisor) -> Path:
     assert settings.git_url is not None
-    where = f"git source {settings.git_url}@{settings.git_ref or 'HEAD'}"
+    where = f"git source {redact_url(settings.git_url)}@{settings.git_ref or 'HEAD'}"
     if shutil.which("git") is None:
         raise InfrastructureError("git is not installed in the runner image")
     token = settings.git_token.get_secret_value() if settings.git_token else None
@@ -143,6 +144,7 @@ def clone_git(settings: Settings, dest: Path, supervisor: Supervisor) -> Path:
         if result.interrupted:
             raise InfrastructureError(f"{where}: interrupted while cloning")
         if result.returncode != 0:
-            output = result.tail.replace(token, "***") if token else result.tail
+            # git echoes the URL (with any user:token@ in it) in its errors: never pass that on.
+            output = redact_text(result.tail, token)
             raise classify_git_failure(output, where)
     return dest

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .execution import FailureClass, RunnerOverrides, S3Target, TestExecutionSpec
+from sluice_runner.errors import DEFAULT_RETRY_ON as _DEFAULT_CLASSES
+
+from .execution import RunnerOverrides, S3Target, TestExecutionSpec
 from .queue import QueueDefaults
 from .settings import Settings
 
-DEFAULT_RETRY_ON: tuple[FailureClass, ...] = ("InfrastructureError", "PodEvicted", "BrowserCrash")
+DEFAULT_RETRY_ON: tuple[str, ...] = tuple(c.value for c in _DEFAULT_CLASSES)
 
 
 @dataclass(frozen=True)

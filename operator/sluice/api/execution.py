@@ -6,6 +6,7 @@ from enum import Enum
 from typing import Literal
 
 from pydantic import Field
+from sluice_runner.errors import RETRYABLE
 
 from .common import WireModel
 
@@ -43,7 +44,8 @@ class Phase(str, Enum):
 
 TERMINAL_PHASES = frozenset({Phase.Succeeded, Phase.Failed, Phase.TimedOut, Phase.Cancelled, Phase.Rejected})
 
-FailureClass = Literal["InfrastructureError", "PodEvicted", "BrowserCrash", "TestFailure"]
+# The failure classes `retries.retryOn` may name; built from the runner contract's one definition.
+FailureClass = Literal[tuple(c.value for c in RETRYABLE)]  # type: ignore[valid-type]
 
 
 class InlineSource(WireModel):

@@ -10,8 +10,10 @@ from __future__ import annotations
 import json
 import ssl
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
+import yarl
 from kubernetes_asyncio import config as kconfig
 from kubernetes_asyncio.client import Configuration
 
@@ -37,26 +39,47 @@ class ApiError(Exception):
         return self.status == 404
 
 
+def segment(value: str) -> str:
+    """One path segment, percent-quoted with nothing safe: `/`, `?`, `#` and `%` cannot leave it,
+    and a segment of only dots is quoted too (`%2E%2E`), so no client or proxy resolves it as a
+    step up. Names come from user specs (e.g. source.configMap.name), so a path is only ever built
+    from segments, never by joining raw strings; requests send it as is (`encoded=True`)."""
+    if not value:
+        raise ValueError("an empty name is not a path segment")
+    quoted = quote(value, safe="")
+    return quoted.replace(".", "%2E") if set(value) == {"."} else quoted
+
+
+def api_path(prefix: str, *segments: str | None) -> str:
+    """`prefix` (a fixed API root such as /api/v1) followed by the quoted non-None segments."""
+    return prefix + "".join("/" + segment(s) for s in segments if s is not None)
+
+
+def _group_root(group: str, version: str) -> str:
+    return f"/apis/{segment(group)}/{segment(version)}"
+
+
 def execution_path(namespace: str, name: str | None = None, sub: str | None = None) -> str:
-    base = f"/apis/{API_GROUP}/{API_VERSION}/namespaces/{namespace}/testexecutions"
-    return base + (f"/{name}" if name else "") + (f"/{sub}" if sub else "")
+    return api_path(_group_root(API_GROUP, API_VERSION), "namespaces", namespace, "testexecutions", name, sub)
 
 
 def queue_path(namespace: str, name: str | None = None, sub: str | None = None) -> str:
-    base = f"/apis/{API_GROUP}/{API_VERSION}/namespaces/{namespace}/testqueues"
-    return base + (f"/{name}" if name else "") + (f"/{sub}" if sub else "")
+    return api_path(_group_root(API_GROUP, API_VERSION), "namespaces", namespace, "testqueues", name, sub)
 
 
 def job_path(namespace: str, name: str | None = None) -> str:
-    return f"/apis/batch/v1/namespaces/{namespace}/jobs" + (f"/{name}" if name else "")
+    return api_path(_group_root("batch", "v1"), "namespaces", namespace, "jobs", name)
 
 
-def core_path(namespace: str, plural: str, name: str | None = None) -> str:
-    return f"/api/v1/namespaces/{namespace}/{plural}" + (f"/{name}" if name else "")
+def core_path(namespace: str, plural: str, name: str | None = None, sub: str | None = None) -> str:
+    return api_path("/api/v1", "namespaces", namespace, plural, name, sub)
 
 
 def all_namespaces(path_template: str) -> str:
-    """`/apis/g/v/namespaces/X/plural` -> `/apis/g/v/plural` for cluster-wide lists."""
+    """`/apis/g/v/namespaces/X/plural` -> `/apis/g/v/plural` for cluster-wide lists.
+
+    Takes a path built by the helpers above (segments already quoted), so the split on `/`
+    cannot be fooled by a name."""
     head, _, tail = path_template.partition("/namespaces/")
     return head + "/" + tail.split("/", 1)[1]
 
@@ -117,7 +140,9 @@ class Kube:
         headers = await self._headers(content_type if data is not None else None)
         if method != "GET":
             self.writes += 1
-        async with self.session.request(method, self.host + path, data=data, params=params, headers=headers) as resp:
+        # encoded=True: the path's quoting (see `segment`) reaches the server untouched.
+        url = yarl.URL(self.host + path, encoded=True)
+        async with self.session.request(method, url, data=data, params=params, headers=headers) as resp:
             text = await resp.text()
             if resp.status >= 400:
                 raise ApiError(resp.status, text, method, path)

@@ -4,10 +4,20 @@ The Job follows the API contract (labels, ownerReference, deadline, backoffLimit
 podFailurePolicy that fails the Job on runner exit code 2, TTL, Indexed when sharded) and
 carries the runner protocol in its environment. Nothing the user wrote reaches a shell: the
 command is a fixed argv and user args travel as a JSON list in SLUICE_ARGS.
+
+Nothing the user wrote is expanded either: the kubelet expands `$(VAR)` in env values (and `$$`
+to `$`), so every literal env value is written through `literal()`, which doubles each `$`; the
+runner then receives exactly what the user wrote (`$(SLUICE_EXECUTION)` stays that text).
+
+The pod runs as the runner image's non-root user (RUNNER_UID, the Dockerfile's `runner` user)
+with a read-only root file system; the only writable places are emptyDirs: the work directory,
+/tmp and HOME (Chromium and Playwright write profiles and caches there) and /dev/shm.
 """
 from __future__ import annotations
 
 import json
+
+from sluice_runner.errors import ErrorClass, ExitCode
 
 from ..api.common import GROUP_VERSION, LABEL_ATTEMPT, LABEL_EXECUTION, LABEL_MANAGED_BY, LABEL_QUEUE
 from ..api.effective import EffectiveSpec
@@ -16,8 +26,26 @@ from .names import job_name, source_config_map_name
 
 SOURCE_MOUNT = "/sluice/source"
 WORK_MOUNT = "/sluice/work"
+TMP_MOUNT = "/tmp"
+RUNNER_HOME = "/home/runner"  # the Dockerfile's runner user's HOME
+RUNNER_UID = 65532  # the Dockerfile's runner user (uid and gid)
 RUNNER_COMMAND = ["python", "-m", "sluice_runner"]
-EXIT_INVALID = 2
+EXIT_INVALID = int(ExitCode.INVALID)
+
+# podFailurePolicy rules, in order, each with the failure class a Job failed by it has. The
+# eviction rule comes first: an evicted pod's exit code (whatever SIGTERM produced) says nothing.
+# policy/outcome.py maps "rule at index N" in the Job's Failed condition back through this table.
+POD_FAILURE_RULES: tuple[tuple[ErrorClass, dict], ...] = (
+    (ErrorClass.POD_EVICTED,
+     {"action": "FailJob", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]}),
+    (ErrorClass.INVALID_SPEC,
+     {"action": "FailJob", "onExitCodes": {"containerName": "runner", "operator": "In", "values": [EXIT_INVALID]}}),
+)
+
+
+def literal(value: str) -> str:
+    """An env value the kubelet passes through unchanged: `$` doubled, so `$(VAR)` is not expanded."""
+    return value.replace("$", "$$")
 
 
 def owner_reference(name: str, uid: str) -> dict:
@@ -58,6 +86,11 @@ def artifacts_url(eff: EffectiveSpec, namespace: str, name: str, attempt: int) -
     return f"s3://{eff.s3.bucket}/" + "/".join(parts) + "/"
 
 
+GIT_SECRET_KEYS = (
+    ("SLUICE_GIT_USERNAME", "username"), ("SLUICE_GIT_TOKEN", "token"), ("SLUICE_GIT_PASSWORD", "password"),
+)
+
+
 def _env(namespace: str, name: str, attempt: int, eff: EffectiveSpec) -> list[dict]:
     spec = eff.spec
     src = spec.source
@@ -86,7 +119,8 @@ def _env(namespace: str, name: str, attempt: int, eff: EffectiveSpec) -> list[di
         if src.git.path:
             env.append({"name": "SLUICE_GIT_PATH", "value": src.git.path})
         if src.git.secret_ref is not None:
-            for var, key in (("SLUICE_GIT_USERNAME", "username"), ("SLUICE_GIT_TOKEN", "token")):
+            # `password` is read as an alias of `token` (the runner prefers token when both are set).
+            for var, key in GIT_SECRET_KEYS:
                 env.append({"name": var, "valueFrom": {"secretKeyRef": {
                     "name": src.git.secret_ref.name, "key": key, "optional": True}}})
     s3 = eff.s3
@@ -98,11 +132,14 @@ def _env(namespace: str, name: str, attempt: int, eff: EffectiveSpec) -> list[di
         if s3.secret_ref is not None:
             for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
                 env.append({"name": key, "valueFrom": {"secretKeyRef": {"name": s3.secret_ref.name, "key": key}}})
+    env.append({"name": "HOME", "value": RUNNER_HOME})
     env.extend(e.wire() for e in eff.runner.env or [])
-    return env
+    return [dict(e, value=literal(e["value"])) if "value" in e else e for e in env]
 
 
-def _resources(eff: EffectiveSpec, settings: Settings) -> dict:
+def container_resources(eff: EffectiveSpec, settings: Settings) -> dict:
+    """The runner container's requests and limits: the operator's settings under the spec's.
+    policy/validate.py compares these (requests <= limits) before the Job is ever created."""
     requests = {"cpu": settings.runner_cpu_request, "memory": settings.runner_memory_request}
     limits = {"cpu": settings.runner_cpu_limit, "memory": settings.runner_memory_limit}
     res = eff.runner.resources
@@ -120,9 +157,16 @@ def _resources(eff: EffectiveSpec, settings: Settings) -> dict:
 def _volumes(namespace: str, name: str, eff: EffectiveSpec) -> tuple[list[dict], list[dict]]:
     volumes = [
         {"name": "work", "emptyDir": {}},
+        {"name": "tmp", "emptyDir": {}},
+        {"name": "home", "emptyDir": {}},
         {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "1Gi"}},
     ]
-    mounts = [{"name": "work", "mountPath": WORK_MOUNT}, {"name": "dshm", "mountPath": "/dev/shm"}]
+    mounts = [
+        {"name": "work", "mountPath": WORK_MOUNT},
+        {"name": "tmp", "mountPath": TMP_MOUNT},
+        {"name": "home", "mountPath": RUNNER_HOME},
+        {"name": "dshm", "mountPath": "/dev/shm"},
+    ]
     src = eff.spec.source
     cm = source_config_map_name(name) if src.inline else (src.config_map.name if src.config_map else None)
     if cm:
@@ -141,13 +185,16 @@ def render_job(namespace: str, name: str, uid: str, attempt: int, eff: Effective
         "imagePullPolicy": runner.image_pull_policy or settings.runner_image_pull_policy,
         "command": list(RUNNER_COMMAND),
         "env": _env(namespace, name, attempt, eff),
-        "resources": _resources(eff, settings),
+        "resources": container_resources(eff, settings),
         "volumeMounts": mounts,
         "workingDir": WORK_MOUNT,
         "terminationMessagePolicy": "FallbackToLogsOnError",
         "securityContext": {
             "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
             "runAsNonRoot": True,
+            "runAsUser": RUNNER_UID,
+            "runAsGroup": RUNNER_UID,
             "capabilities": {"drop": ["ALL"]},
             "seccompProfile": {"type": "RuntimeDefault"},
         },
@@ -162,7 +209,10 @@ def render_job(namespace: str, name: str, uid: str, attempt: int, eff: Effective
         "volumes": volumes,
         "terminationGracePeriodSeconds": settings.termination_grace_seconds,
         "automountServiceAccountToken": bool(runner.service_account_name),
-        "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+        "securityContext": {
+            "runAsNonRoot": True, "runAsUser": RUNNER_UID, "runAsGroup": RUNNER_UID, "fsGroup": RUNNER_UID,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
         "enableServiceLinks": False,
     }
     if service_account:
@@ -176,9 +226,7 @@ def render_job(namespace: str, name: str, uid: str, attempt: int, eff: Effective
         "completions": spec.shards,
         "parallelism": spec.shards,
         "ttlSecondsAfterFinished": settings.job_ttl_seconds,
-        "podFailurePolicy": {"rules": [
-            {"action": "FailJob", "onExitCodes": {"containerName": "runner", "operator": "In", "values": [EXIT_INVALID]}},
-        ]},
+        "podFailurePolicy": {"rules": [dict(rule) for _, rule in POD_FAILURE_RULES]},
         "template": {
             "metadata": {"labels": pod_labels, "annotations": dict(runner.pod_annotations or {})},
             "spec": pod_spec,

@@ -1,28 +1,38 @@
 """What an attempt's Job and pods say happened: success, or which failure class and why.
 
 Follows the failure-class table of the design notes. Pure: takes the Job and pod objects as
-the API returns them (dicts) and never calls the API.
+the API returns them (dicts) and never calls the API. The classes and exit codes are the runner
+contract's (sluice_runner.errors), never repeated here.
+
+A Job failed by one of its podFailurePolicy rules says so in its Failed condition (reason
+`PodFailurePolicy`, message "... matching FailJob rule at index N"); the rule's index names the
+class through kube.render.POD_FAILURE_RULES. That is what makes an eviction through the Eviction
+API `PodEvicted` even when the evicted pod is already gone when the operator looks.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from pydantic import ValidationError
+from sluice_runner.errors import ErrorClass, ExitCode
 from sluice_runner.report import RunnerResult
 
 from ..api.execution import ArtifactLinks, Results
+from ..kube.render import POD_FAILURE_RULES
 
 ARTIFACT_LIST_CAP = 20
 
-# failure class -> the status reason that names it
+# failure class -> the status reason that names it: the class's own name, except for two.
 REASON_OF_CLASS = {
-    "TestFailure": "TestsFailed",
-    "InvalidSpec": "InvalidSpec",
-    "InfrastructureError": "InfrastructureError",
-    "BrowserCrash": "BrowserCrash",
-    "PodEvicted": "PodEvicted",
-    "Timeout": "DeadlineExceeded",
+    **{cls: cls.value for cls in ErrorClass},
+    ErrorClass.TEST_FAILURE: "TestsFailed",
+    ErrorClass.TIMEOUT: "DeadlineExceeded",
 }
+# Worst first: the class an attempt gets when its pods disagree.
+SEVERITY = (ErrorClass.INVALID_SPEC, ErrorClass.TEST_FAILURE, ErrorClass.BROWSER_CRASH,
+            ErrorClass.INFRASTRUCTURE, ErrorClass.POD_EVICTED)
+_RULE_INDEX = re.compile(r"rule at index (\d+)")
 
 
 @dataclass
@@ -84,22 +94,40 @@ def classify_pod(pod: dict) -> tuple[str | None, str, int | None, RunnerResult |
     exit_code = term.get("exitCode")
     msg = parse_runner_message(term.get("message"))
     text = (msg.message if msg and msg.message else None) or (term.get("message") or "").strip()[-500:]
+    infra = ErrorClass.INFRASTRUCTURE
     if _pod_evicted(pod):
-        return "PodEvicted", text or "the runner pod was evicted or its node was lost", exit_code, msg
-    if exit_code == 0:
-        return None, text, 0, msg
-    if exit_code == 1:
-        return "TestFailure", text or "tests failed", 1, msg
-    if exit_code == 2:
-        return "InvalidSpec", text or "the runner rejected the source or configuration", 2, msg
-    if exit_code == 3:
-        cls = msg.errorClass if msg and msg.errorClass in ("BrowserCrash", "InfrastructureError") else "InfrastructureError"
-        return cls, text or "infrastructure error in the runner", 3, msg
+        return ErrorClass.POD_EVICTED, text or "the runner pod was evicted or its node was lost", exit_code, msg
+    if exit_code == ExitCode.PASSED:
+        return None, text, int(ExitCode.PASSED), msg
+    if exit_code == ExitCode.TESTS_FAILED:
+        return ErrorClass.TEST_FAILURE, text or "tests failed", int(ExitCode.TESTS_FAILED), msg
+    if exit_code == ExitCode.INVALID:
+        return ErrorClass.INVALID_SPEC, text or "the runner rejected the source or configuration", int(ExitCode.INVALID), msg
+    if exit_code == ExitCode.INFRASTRUCTURE:
+        cls = ErrorClass(msg.errorClass) if msg and msg.errorClass in (ErrorClass.BROWSER_CRASH, infra) else infra
+        return cls, text or "infrastructure error in the runner", int(ExitCode.INFRASTRUCTURE), msg
     if term.get("reason") == "OOMKilled":
-        return "InfrastructureError", "the runner was OOMKilled: raise spec.runner.resources.limits.memory", exit_code, msg
+        return infra, "the runner was OOMKilled: raise spec.runner.resources.limits.memory", exit_code, msg
     if exit_code is None:
-        return "InfrastructureError", text or "the runner pod ended without a container exit code", None, msg
-    return "InfrastructureError", text or f"the runner exited with unexpected code {exit_code}", exit_code, msg
+        return infra, text or "the runner pod ended without a container exit code", None, msg
+    return infra, text or f"the runner exited with unexpected code {exit_code}", exit_code, msg
+
+
+def policy_failure_class(failed_cond: dict) -> ErrorClass | None:
+    """The class of a Job failed by one of its podFailurePolicy rules (None: not failed by one).
+
+    Kubernetes names the rule ("... matching FailJob rule at index N"); an unreadable message
+    falls back to the condition it names, and then to InvalidSpec (the exit-code rule).
+    """
+    if failed_cond.get("reason") != "PodFailurePolicy":
+        return None
+    message = failed_cond.get("message") or ""
+    m = _RULE_INDEX.search(message)
+    if m and int(m.group(1)) < len(POD_FAILURE_RULES):
+        return POD_FAILURE_RULES[int(m.group(1))][0]
+    if "DisruptionTarget" in message:
+        return ErrorClass.POD_EVICTED
+    return ErrorClass.INVALID_SPEC
 
 
 def _full(url: str | None, entry: str | None) -> str | None:
@@ -141,19 +169,27 @@ def classify_attempt(job: dict, pods: list[dict]) -> AttemptOutcome:
     results, links = _merge_messages(msgs)
     failed_cond = _condition(job, "Failed")
     if finished == "Failed" and failed_cond.get("reason") == "DeadlineExceeded":
-        return AttemptOutcome(False, "Timeout", "DeadlineExceeded",
+        return AttemptOutcome(False, ErrorClass.TIMEOUT, REASON_OF_CLASS[ErrorClass.TIMEOUT],
                               failed_cond.get("message") or "the attempt ran past timeoutSeconds",
                               None, results, links, msgs)
     failures = [(cls, text, code) for (cls, text, code, _) in per_pod if cls is not None]
     if finished == "Complete" and not failures:
         return AttemptOutcome(True, None, "TestsPassed", "all tests passed", 0, results, links, msgs)
-    if failed_cond.get("reason") == "PodFailurePolicy" and not any(c == "InvalidSpec" for c, _, _ in failures):
-        failures.insert(0, ("InvalidSpec", failed_cond.get("message") or "the runner rejected the configuration", 2))
+    by_rule = policy_failure_class(failed_cond)
+    if by_rule == ErrorClass.POD_EVICTED:
+        # The pods' own exit codes (SIGTERM, a half-run suite) say nothing about an evicted attempt.
+        evicted = [f for f in failures if f[0] == ErrorClass.POD_EVICTED]
+        text = evicted[0][1] if evicted else failed_cond.get("message") or "the runner pod was evicted"
+        return AttemptOutcome(False, by_rule, REASON_OF_CLASS[by_rule], text,
+                              evicted[0][2] if evicted else None, results, links, msgs)
+    if by_rule is not None and not any(c == by_rule for c, _, _ in failures):
+        failures.insert(0, (by_rule, failed_cond.get("message") or "the runner rejected the configuration",
+                            int(ExitCode.INVALID) if by_rule == ErrorClass.INVALID_SPEC else None))
     if not failures:
         reason = failed_cond.get("reason") or "JobFailed"
         text = failed_cond.get("message") or "the Job failed and no runner pod was left to say why"
-        return AttemptOutcome(False, "InfrastructureError", "InfrastructureError", f"{reason}: {text}",
+        infra = ErrorClass.INFRASTRUCTURE
+        return AttemptOutcome(False, infra, REASON_OF_CLASS[infra], f"{reason}: {text}",
                               None, results, links, msgs)
-    severity = ["InvalidSpec", "TestFailure", "BrowserCrash", "InfrastructureError", "PodEvicted"]
-    cls, text, code = min(failures, key=lambda f: severity.index(f[0]) if f[0] in severity else 99)
+    cls, text, code = min(failures, key=lambda f: SEVERITY.index(f[0]) if f[0] in SEVERITY else 99)
     return AttemptOutcome(False, cls, REASON_OF_CLASS.get(cls, cls), text, code, results, links, msgs)

@@ -17,6 +17,7 @@ import uuid
 from datetime import datetime, timezone
 from typing import Callable
 
+from .api.common import LABEL_OPERATOR_LEASE
 from .kube.client import ApiError, Kube
 
 log = logging.getLogger("sluice.leader")
@@ -28,7 +29,8 @@ def _micro_now() -> str:
 
 class LeaderElector:
     def __init__(self, kube: Kube, namespace: str, name: str, duration: float, renew_every: float,
-                 on_start: Callable[[], None] | None = None, identity: str | None = None):
+                 on_start: Callable[[], None] | None = None, identity: str | None = None,
+                 annotations: dict[str, str] | None = None):
         self.kube, self.namespace, self.name = kube, namespace, name
         self.duration, self.renew_every = duration, renew_every
         self.identity = identity or f"{socket.gethostname()}_{uuid.uuid4().hex[:8]}"
@@ -36,6 +38,8 @@ class LeaderElector:
         self.valid_until = 0.0  # monotonic time until which we are surely the leader
         self._observed: tuple[str, str] | None = None  # (holder, renewTime) last seen
         self._observed_at = 0.0
+        # what the leader publishes on its Lease (the caps it applies, for `sluice queue`)
+        self.annotations = dict(annotations or {})
 
     @property
     def path(self) -> str:
@@ -69,7 +73,8 @@ class LeaderElector:
                 raise
             body = {
                 "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-                "metadata": {"name": self.name, "namespace": self.namespace},
+                "metadata": {"name": self.name, "namespace": self.namespace,
+                             "labels": {LABEL_OPERATOR_LEASE: "true"}, "annotations": self.annotations},
                 "spec": {"holderIdentity": self.identity, "leaseDurationSeconds": int(self.duration),
                          "acquireTime": now, "renewTime": now, "leaseTransitions": 0},
             }
@@ -95,6 +100,9 @@ class LeaderElector:
             spec["acquireTime"] = now
             spec["leaseTransitions"] = int(spec.get("leaseTransitions") or 0) + (1 if holder else 0)
         lease["spec"] = spec
+        meta = lease.setdefault("metadata", {})
+        meta["labels"] = {**(meta.get("labels") or {}), LABEL_OPERATOR_LEASE: "true"}
+        meta["annotations"] = {**(meta.get("annotations") or {}), **self.annotations}
         try:
             await self.kube.request("PUT", self.path, lease)  # resourceVersion makes this a compare-and-swap
             return True

@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 
 from .api.execution import Phase
-from .view import ClusterView
+from .cache.view import ClusterView
 
 SECONDS_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200)
 DISPATCH_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
@@ -60,9 +60,10 @@ def api_operation(method: str, path: str) -> str:
 
 
 class Metrics:
-    def __init__(self, view_getter, settings, is_leader=lambda: True):
+    def __init__(self, view_getter, settings, is_leader=lambda: True, writes_getter=dict):
         self.registry = CollectorRegistry()
         self._view_getter, self._settings, self._is_leader = view_getter, settings, is_leader
+        self._writes_getter = writes_getter  # execution -> status writes sent to it
         self.admissions = Counter("sluice_admissions_total", "Attempts started (runner Jobs created).",
                                   ["namespace", "queue"], registry=self.registry)
         self.outcomes = Counter("sluice_outcomes_total", "Executions that reached a terminal phase, by phase and reason.",
@@ -100,7 +101,7 @@ class Metrics:
         phase = status.get("phase")
         ns, queue = meta.get("namespace", ""), spec.get("queue") or "default"
         ident = (ns, meta.get("name", ""), meta.get("uid", ""))
-        from .view import _ts
+        from .cache.view import _ts
         started, queued = status.get("startedAt"), status.get("queuedAt")
         if started and queued and phase not in ("Pending", "Queued"):
             if self._wait_seen.first(ident):  # once per execution, at its first write after admission
@@ -150,6 +151,8 @@ class _ViewCollector:
         op_cap = GaugeMetricFamily("sluice_operator_running_capacity", "Cluster-wide running cap (SLUICE_RUNNING_CAPACITY).")
         op_qcap = GaugeMetricFamily("sluice_operator_queued_capacity", "Cluster-wide queued cap (SLUICE_QUEUED_CAPACITY).")
         leader = GaugeMetricFamily("sluice_leader", "1 on the replica that dispatches.")
+        most = GaugeMetricFamily("sluice_status_writes_max", "Most status writes sent to one execution "
+                                 "(among those the operator still knows): a loop shows here.")
         counts: dict[tuple[str, str], int] = {}
         slots: dict[tuple[str, str], int] = {}
         by_phase: dict[tuple[str, str, str], int] = {}
@@ -166,8 +169,8 @@ class _ViewCollector:
                 if k not in queues and rec.spec.queue == "default" and k not in view.queues:
                     # `default` needs no object: the operator-wide caps bound it.
                     queues[k] = (settings.running_capacity, settings.queued_capacity, False)
-            for job in view.jobs.values():
-                if job.occupies:
+            for job in view.occupying.values():
+                if view.holds_slots(job):
                     k = (job.namespace, job.queue)
                     slots[k] = slots.get(k, 0) + job.slots
             for k, q in view.queues.items():
@@ -187,4 +190,5 @@ class _ViewCollector:
         op_cap.add_metric([], settings.running_capacity)
         op_qcap.add_metric([], settings.queued_capacity)
         leader.add_metric([], 1 if self.m._is_leader() else 0)
-        yield from (depth, running, cap, qcap, paused, phases, op_cap, op_qcap, leader)
+        most.add_metric([], max(self.m._writes_getter().values(), default=0))
+        yield from (depth, running, cap, qcap, paused, phases, op_cap, op_qcap, leader, most)

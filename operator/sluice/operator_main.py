@@ -12,6 +12,7 @@ import kopf
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from .api.common import ANNOTATION_QUEUED_CAPACITY, ANNOTATION_RUNNING_CAPACITY
 from .api.settings import Settings
 from .dispatch import Dispatcher
 from .handlers import register
@@ -53,10 +54,12 @@ async def run_operator(kubeconfig: str | None = None, settings: Settings | None 
     dispatcher = Dispatcher(kube, settings)
     elector = LeaderElector(kube, settings.lease_namespace or default_lease_namespace(), settings.lease_name,
                             settings.lease_duration_seconds, settings.lease_renew_seconds,
-                            on_start=lambda: setattr(dispatcher, "needs_resync", True))
+                            on_start=lambda: setattr(dispatcher, "needs_resync", True),
+                            annotations={ANNOTATION_RUNNING_CAPACITY: str(settings.running_capacity),
+                                         ANNOTATION_QUEUED_CAPACITY: str(settings.queued_capacity)})
     dispatcher.is_leader = elector.is_leader
-    metrics = Metrics(lambda: dispatcher.view, settings, elector.is_leader)
-    dispatcher.metrics = metrics
+    metrics = Metrics(lambda: dispatcher.view, settings, elector.is_leader, lambda: dispatcher.act.writes)
+    dispatcher.set_metrics(metrics)
     registry = kopf.OperatorRegistry()
     register(registry, dispatcher)
     http = await _serve(metrics, dispatcher, settings)

@@ -64,6 +64,19 @@ class OperatorProcess:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as r:
             return r.read().decode()
 
+    def status_writes_max(self) -> int | None:
+        """`sluice_status_writes_max` of a running operator (None if it is not running)."""
+        if self.proc is None or self.proc.poll() is not None:
+            return None
+        try:
+            text = self.metrics()
+        except OSError:
+            return None
+        for line in text.splitlines():
+            if line.startswith("sluice_status_writes_max "):
+                return int(float(line.split()[1]))
+        return None
+
     def kill(self) -> None:
         """SIGKILL: the crash the operator must survive."""
         if self.proc and self.proc.poll() is None:

@@ -10,6 +10,9 @@ from .operator_proc import OperatorProcess
 from .sluice_api import Sluice
 
 ROOT = Path(__file__).resolve().parents[2]
+# Most status writes one execution may get in any test: a life is about 3 to 5 writes, plus at
+# most one position write a second (SLUICE_POSITION_INTERVAL_SECONDS) while it waits near the head.
+MAX_STATUS_WRITES_PER_EXECUTION = 60
 
 
 @pytest.fixture(scope="session")
@@ -38,4 +41,8 @@ def start_operator(cluster, namespace, crds):
 
     yield start
     for op in started:
+        writes = op.status_writes_max()
         op.stop()
+        # A write storm shows as one execution written many times (issue 11: 392 in 10 s).
+        assert writes is None or writes <= MAX_STATUS_WRITES_PER_EXECUTION, (
+            f"an execution got {writes} status writes (bound {MAX_STATUS_WRITES_PER_EXECUTION}): a write loop?")

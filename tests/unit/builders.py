@@ -9,6 +9,10 @@ T0 = datetime(2026, 1, 1, 12, 0, 0, tzinfo=timezone.utc)
 _rv = itertools.count(100)
 
 
+def next_rv() -> str:
+    return str(next(_rv))
+
+
 def ts(seconds: float = 0) -> str:
     return (T0 + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
 

@@ -56,7 +56,7 @@ def test_queue_order_is_the_operators_admission_order():
         _running("run-a", 0, 10),
         execution("done", status={"phase": "Succeeded"}),
     ]
-    [b] = queue_blocks(items, [], T0 + timedelta(seconds=60), namespaces=["ns"])
+    [b] = queue_blocks(items, [], T0 + timedelta(seconds=60), namespaces=["ns"], caps=(5, 50))
     assert b.order == ["run-a", "run-b", "late-critical", "early-normal", "mid-normal", "early-low"]
     assert [r[0] for r in b.rows] == ["-", "-", "1", "2", "3", "4"]
     assert b.capacity_line() == "running 2/5, queued 4/50"
@@ -72,25 +72,25 @@ def test_aging_from_the_queue_object_promotes_like_the_operator():
 
 def test_a_stale_written_position_is_shown_beside_the_computed_one():
     items = [_queued("a", 0, pos=1), _queued("b", 1, pos=5)]
-    [b] = queue_blocks(items, [], T0 + timedelta(seconds=5), namespaces=["ns"])
+    [b] = queue_blocks(items, [], T0 + timedelta(seconds=5), namespaces=["ns"], caps=(5, 50))
     assert [r[0] for r in b.rows] == ["1", "2(5)"]
 
 
 def test_shards_count_as_running_slots_and_empty_default_queue_is_shown():
-    [b] = queue_blocks([_running("big", 0, 1, shards=4)], [], T0, namespaces=["ns"])
+    [b] = queue_blocks([_running("big", 0, 1, shards=4)], [], T0, namespaces=["ns"], caps=(5, 50))
     assert b.running == 4
-    [empty] = queue_blocks([], [], T0, namespaces=["ns"])
+    [empty] = queue_blocks([], [], T0, namespaces=["ns"], caps=(5, 50))
     assert render_queue([empty], False) == [
-        "queue default: running 0/5, queued 0/50 (no TestQueue: defaults)"]
+        "queue default: running 0/5, queued 0/50 (no TestQueue: operator caps)"]
 
 
 def test_rendered_queue_fits_80_columns_snapshot():
     items = [_running("release-gate-" + "x" * 60, 0, 3), _queued("sharded", 10, "low"),
              _queued("smoke-node", 2, "high")]
-    [b] = queue_blocks(items, [], T0 + timedelta(seconds=45), namespaces=["ns"])
+    [b] = queue_blocks(items, [], T0 + timedelta(seconds=45), namespaces=["ns"], caps=(5, 50))
     lines = render_queue([b], show_namespace=True)
     assert all(len(line) <= 80 for line in lines)
-    assert lines[0] == "queue default in ns: running 1/5, queued 2/50 (no TestQueue: defaults)"
+    assert lines[0] == "queue default in ns: running 1/5, queued 2/50 (no TestQueue: operator caps)"
     assert lines[1].split() == ["POS", "NAME", "PHASE", "PRIORITY", "ATTEMPT", "WAITED", "RUNNING"]
     assert lines[2].split()[0] == "-" and lines[2].split()[2:] == ["Running", "normal", "1", "3s", "42s"]
     assert lines[3].split() == ["1", "smoke-node", "Queued", "high", "-", "43s", "-"]
@@ -128,3 +128,8 @@ def test_stats_use_the_operators_queue_status_computation():
 ])
 def test_nearest_rank_percentile(values, q, expected):
     assert percentile([float(v) for v in values], q) == expected
+
+
+def test_the_default_queue_shows_unknown_caps_when_the_operator_lease_cannot_be_read():
+    [b] = queue_blocks([], [], T0, namespaces=["ns"])
+    assert b.capacity_line() == "running 0/?, queued 0/?"

@@ -12,7 +12,7 @@ from datetime import timedelta
 import pytest
 
 from sluice.api.settings import Settings
-from sluice.reconcile import Memo, plan
+from sluice.planner import Memo, plan
 
 from .builders import T0, execution, queue
 from .test_reconcile import Sim
@@ -40,9 +40,9 @@ class TwinSim(Sim):
 
     def step(self, seconds=0.0):
         self.now = T0 + timedelta(seconds=seconds) if seconds else self.now
-        full = plan(copy.deepcopy(self.view), self.settings, self.now, self.first_seen,
-                    copy.deepcopy(self.pos), memo=None)
-        p = plan(self.view, self.settings, self.now, self.first_seen, self.pos, memo=self.memo)
+        fresh = Memo(position_written_at=copy.deepcopy(self.memo.position_written_at))
+        full = plan(copy.deepcopy(self.view), self.settings, self.now, self.first_seen, fresh)
+        p = plan(self.view, self.settings, self.now, self.first_seen, self.memo, dirty=self.view.take_dirty())
         assert _summary(p) == _summary(full)
         if full.wake_at is not None:
             assert p.wake_at is not None and p.wake_at <= full.wake_at

@@ -9,7 +9,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from sluice.api.settings import Settings
 from sluice.metrics import Metrics, api_operation
-from sluice.view import ClusterView
+from sluice.cache.view import ClusterView
 
 from .builders import execution, queue, ts
 
@@ -28,6 +28,9 @@ def _k(name: str, labels: tuple = (), **more) -> tuple:
 
 def _job(name, execution_name, queue_name="default", ns="ns", parallelism=1, finished=False):
     job = {"metadata": {"name": name, "namespace": ns, "resourceVersion": "1",
+                        "ownerReferences": [{"apiVersion": "sluice.dev/v1alpha1", "kind": "TestExecution",
+                                             "name": execution_name, "uid": f"uid-{execution_name}",
+                                             "controller": True}],
                         "labels": {"sluice.dev/execution": execution_name, "sluice.dev/queue": queue_name,
                                    "sluice.dev/attempt": "1"}},
            "spec": {"parallelism": parallelism}, "status": {}}

@@ -3,40 +3,64 @@ from datetime import timedelta
 
 from sluice.api.execution import Phase
 from sluice.api.settings import Settings
-from sluice.reconcile import Memo, plan
-from sluice.view import ClusterView
+from sluice.cache.assumptions import (Assumptions, apply_plan, create_succeeded, next_status, observe_execution,
+                                      status_written, writer_done)
+from sluice.cache.view import ClusterView
+from sluice.planner import Memo, plan
 
-from .builders import T0, execution, finished, pod, queue
+from .builders import T0, execution, finished, next_rv, pod, queue
 
 
 class Sim:
-    """Applies plans to a view the way the dispatcher does, minus the API."""
+    """Applies plans with the dispatcher's own `apply_plan`, then plays the API's part.
 
-    def __init__(self, settings=None):
+    The API's part is explicit and separate: status writes land and come back as the API's
+    answer (a new resourceVersion), Job creates succeed, and a delete finishes at once
+    (`settle_deletes`; the dispatcher only marks the Job deleting until the watch says DELETED).
+    """
+
+    def __init__(self, settings=None, settle_deletes=True):
         self.view = ClusterView()
+        self.assumed = Assumptions()
         self.settings = settings or Settings(running_capacity=3, queued_capacity=50)
-        self.first_seen, self.pos = {}, {}
+        self.first_seen = {}
+        self.objects = {}  # the API's copy of each execution
         self.now = T0
         self.memo = Memo()  # incremental, as the dispatcher plans
+        self.settle_deletes = settle_deletes
 
     def add(self, obj):
-        self.view.upsert_execution(obj)
-        self.first_seen.setdefault((obj["metadata"]["namespace"], obj["metadata"]["name"]), self.now)
+        key = (obj["metadata"]["namespace"], obj["metadata"]["name"])
+        self.objects[key] = obj
+        observe_execution(self.view, self.assumed, False, obj)
+        self.first_seen.setdefault(key, self.now)
 
     def step(self, seconds=0.0):
         self.now = T0 + timedelta(seconds=seconds) if seconds else self.now
-        return self.apply(plan(self.view, self.settings, self.now, self.first_seen, self.pos, memo=self.memo))
+        p = plan(self.view, self.settings, self.now, self.first_seen, self.memo, dirty=self.view.take_dirty())
+        return self.apply(p)
 
     def apply(self, p):
-        """What the dispatcher does to its view with a plan, minus the API."""
-        for w in p.writes:
-            self.view.set_status(w.key, w.status)
-        for c in p.creates:
-            self.view.upsert_job(c.job)
-            self.view.set_status(c.key, c.status)
-        for j in p.deletes:
-            self.view.delete_job(j.namespace, j.name)
+        """What the dispatcher does with a plan (`apply_plan`), then the API's answers."""
+        fx = apply_plan(self.view, p, self.assumed)
+        writers = list(fx.status_writers)
+        for c in fx.creates:
+            if create_succeeded(self.view, self.assumed, c, c.job):
+                writers.append(c.key)
+        for key in writers:
+            while (item := next_status(self.assumed, key)) is not None:
+                status_written(self.view, self.assumed, key, self.api_status_write(key, item[0]))
+            writer_done(self.view, self.assumed, key)
+        if self.settle_deletes:
+            for job in fx.deletes:
+                self.view.delete_job(job.namespace, job.name)
         return p
+
+    def api_status_write(self, key, status):
+        obj = dict(self.objects[key], status=status.wire())
+        obj["metadata"] = dict(obj["metadata"], resourceVersion=next_rv())
+        self.objects[key] = obj
+        return obj
 
     def status(self, name):
         return self.view.executions[("ns", name)].status

@@ -1,8 +1,6 @@
 """Shared model configuration: camelCase on the wire, snake_case in Python."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
@@ -14,6 +12,12 @@ LABEL_EXECUTION = "sluice.dev/execution"
 LABEL_QUEUE = "sluice.dev/queue"
 LABEL_ATTEMPT = "sluice.dev/attempt"
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+DEFAULT_QUEUE = "default"  # needs no TestQueue object: the operator's caps bound it
+
+# The leader's Lease says which caps the operator really applies, for the CLI to show.
+LABEL_OPERATOR_LEASE = "sluice.dev/operator-lease"
+ANNOTATION_RUNNING_CAPACITY = "sluice.dev/running-capacity"
+ANNOTATION_QUEUED_CAPACITY = "sluice.dev/queued-capacity"
 
 
 class WireModel(BaseModel):
@@ -26,10 +30,3 @@ class WireModel(BaseModel):
         """The JSON-ready dict, without unset or None fields."""
         return self.model_dump(by_alias=True, exclude_none=True, mode="json")
 
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def rfc3339(ts: datetime) -> str:
-    return ts.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

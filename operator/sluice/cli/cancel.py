@@ -1,10 +1,12 @@
 """`sluice cancel NAME`: sets `spec.cancel: true`, the one spec field that may change after admission."""
 from __future__ import annotations
 
+from ..api.execution import TERMINAL_PHASES
+
 from ..api.common import API_GROUP, API_VERSION
 from .connect import api_errors
 
-TERMINAL = {"Succeeded", "Failed", "TimedOut", "Cancelled", "Rejected"}
+TERMINAL = {p.value for p in TERMINAL_PHASES}
 
 
 def run(conn, args) -> int:

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 from kubernetes import client, config
 
-from ..api.common import API_GROUP, API_VERSION
+from ..api.common import (ANNOTATION_QUEUED_CAPACITY, ANNOTATION_RUNNING_CAPACITY, API_GROUP, API_VERSION,
+                          LABEL_OPERATOR_LEASE)
 
 EXIT_INFRA = 3
 
@@ -50,6 +51,22 @@ class Connection:
             if namespace is None:
                 return self.custom.list_cluster_custom_object(API_GROUP, API_VERSION, "testexecutions")["items"]
             return self.custom.list_namespaced_custom_object(API_GROUP, API_VERSION, namespace, "testexecutions")["items"]
+
+    def operator_caps(self) -> tuple[int, int] | None:
+        """(running, queued) caps the operator applies, from its leader's Lease; None when the
+        Lease cannot be read (no operator, or no permission to list Leases)."""
+        try:
+            leases = client.CoordinationV1Api(self.api_client).list_lease_for_all_namespaces(
+                label_selector=f"{LABEL_OPERATOR_LEASE}=true").items
+        except Exception:  # noqa: BLE001 - any failure only means "unknown"
+            return None
+        for lease in leases:
+            ann = lease.metadata.annotations or {}
+            try:
+                return int(ann[ANNOTATION_RUNNING_CAPACITY]), int(ann[ANNOTATION_QUEUED_CAPACITY])
+            except (KeyError, ValueError):
+                continue
+        return None
 
     def list_queues(self, namespace: str | None) -> list[dict]:
         with api_errors("list testqueues", namespace):

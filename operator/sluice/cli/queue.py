@@ -2,19 +2,22 @@
 
 The order comes from the operator's own pure rule (`sluice.queue.ordering.order`) applied to the
 listed objects, so what the table shows is what the dispatcher will do; `status.queuePosition`
-(written by the operator at a bounded rate) is shown beside it when it differs.
+(written by the operator at a bounded rate) is shown beside it when it differs. The default
+queue, which needs no TestQueue, is bounded by the operator's own caps: those are read from the
+leader's Lease (`sluice.dev/running-capacity`), and shown as `?` when they cannot be read.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
+from ..api.common import DEFAULT_QUEUE
 from ..api.execution import Priority
+from ..api.queue import TestQueueSpec
 from ..queue.ordering import Candidate, order
 from .text import age, parse_time, table
 
-DEFAULT_RUNNING_CAPACITY = 5
-DEFAULT_QUEUED_CAPACITY = 50
+_QUEUE_DEFAULTS = TestQueueSpec()
 SHOWN_PHASES = ("Running", "Queued", "BackingOff", "Pending")
 
 
@@ -22,8 +25,8 @@ SHOWN_PHASES = ("Running", "Queued", "BackingOff", "Pending")
 class QueueBlock:
     namespace: str
     queue: str
-    running_capacity: int
-    queued_capacity: int
+    running_capacity: int | None  # None: not known (the operator's caps could not be read)
+    queued_capacity: int | None
     paused: bool = False
     exists: bool = True
     rows: list[list[str]] = field(default_factory=list)
@@ -32,13 +35,15 @@ class QueueBlock:
     queued: int = 0
 
     def capacity_line(self) -> str:
-        line = (f"running {self.running}/{self.running_capacity}, "
-                f"queued {self.queued}/{self.queued_capacity}")
+        def cap(value: int | None) -> str:
+            return "?" if value is None else str(value)
+
+        line = f"running {self.running}/{cap(self.running_capacity)}, queued {self.queued}/{cap(self.queued_capacity)}"
         return line + (", paused" if self.paused else "")
 
 
 def _queue_name(obj: dict) -> str:
-    return (obj.get("spec") or {}).get("queue") or "default"
+    return (obj.get("spec") or {}).get("queue") or DEFAULT_QUEUE
 
 
 def _priority(obj: dict) -> Priority:
@@ -58,13 +63,18 @@ def _candidate(obj: dict, now: datetime) -> Candidate:
 
 
 def queue_blocks(executions: list[dict], queues: list[dict], now: datetime,
-                 only_queue: str | None = None, namespaces: list[str] | None = None) -> list[QueueBlock]:
-    """One block per (namespace, queue): its capacity line and its rows in admission order (pure)."""
+                 only_queue: str | None = None, namespaces: list[str] | None = None,
+                 caps: tuple[int, int] | None = None) -> list[QueueBlock]:
+    """One block per (namespace, queue): its capacity line and its rows in admission order (pure).
+
+    `caps` are the operator's (running, queued) caps, which bound a default queue without object.
+    """
     blocks: dict[tuple[str, str], QueueBlock] = {}
 
     def block(ns: str, name: str) -> QueueBlock:
         if (ns, name) not in blocks:
-            blocks[(ns, name)] = QueueBlock(ns, name, DEFAULT_RUNNING_CAPACITY, DEFAULT_QUEUED_CAPACITY, exists=False)
+            running, queued = caps if caps and name == DEFAULT_QUEUE else (None, None)
+            blocks[(ns, name)] = QueueBlock(ns, name, running, queued, exists=False)
         return blocks[(ns, name)]
 
     aging: dict[tuple[str, str], int] = {}
@@ -74,12 +84,12 @@ def queue_blocks(executions: list[dict], queues: list[dict], now: datetime,
             continue
         b = block(meta.get("namespace", ""), meta["name"])
         b.exists = True
-        b.running_capacity = int(spec.get("runningCapacity", DEFAULT_RUNNING_CAPACITY))
-        b.queued_capacity = int(spec.get("queuedCapacity", DEFAULT_QUEUED_CAPACITY))
+        b.running_capacity = int(spec.get("runningCapacity", _QUEUE_DEFAULTS.running_capacity))
+        b.queued_capacity = int(spec.get("queuedCapacity", _QUEUE_DEFAULTS.queued_capacity))
         b.paused = bool(spec.get("paused", False))
         aging[(b.namespace, b.queue)] = int(spec.get("agingSeconds") or 0)
     for ns in namespaces or []:  # the queue asked for (or `default`) is shown even when empty
-        block(ns, only_queue or "default")
+        block(ns, only_queue or DEFAULT_QUEUE)
     by_phase: dict[tuple[str, str], dict[str, list[dict]]] = {}
     for obj in executions:
         phase = (obj.get("status") or {}).get("phase") or "Pending"
@@ -155,7 +165,7 @@ def render_queue(blocks: list[QueueBlock], show_namespace: bool) -> list[str]:
         title = f"queue {b.queue}" + (f" in {b.namespace}" if show_namespace else "")
         note = ""
         if not b.exists:
-            note = " (no TestQueue: defaults)" if b.queue == "default" else " (TestQueue missing)"
+            note = " (no TestQueue: operator caps)" if b.queue == DEFAULT_QUEUE else " (TestQueue missing)"
         lines.append(f"{title}: {b.capacity_line()}{note}")
         if b.rows:
             lines.extend(table(HEADERS, b.rows))
@@ -167,6 +177,6 @@ def run(conn, args) -> int:
     executions = conn.list_executions(ns)
     queues = conn.list_queues(ns)
     blocks = queue_blocks(executions, queues, datetime.now(timezone.utc), args.queue,
-                          namespaces=None if ns is None else [ns])
+                          namespaces=None if ns is None else [ns], caps=conn.operator_caps())
     print("\n".join(render_queue(blocks, show_namespace=args.all_namespaces)))
     return 0

@@ -15,12 +15,13 @@ from dataclasses import dataclass
 import yaml
 
 from ..api.common import API_GROUP, API_VERSION, GROUP_VERSION
+from ..api.execution import TERMINAL_PHASES
 from .artifacts import links_for
 from .connect import CliError, NotFound, api_errors
 from .text import WIDTH, parse_time, seconds_text, shorten, table
 
 EXIT_OK, EXIT_TESTS, EXIT_INVALID, EXIT_INFRA = 0, 1, 2, 3
-TERMINAL = {"Succeeded", "Failed", "TimedOut", "Cancelled", "Rejected"}
+TERMINAL = {p.value for p in TERMINAL_PHASES}
 POLL_SECONDS = 1.0
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from ..status.queue_stats import queue_status
-from ..view import ClusterView
+from ..cache.view import ClusterView
 from .text import parse_time, seconds_text
 
 FINISHED = ("Succeeded", "Failed", "TimedOut")

@@ -1,11 +1,15 @@
 """Kubernetes Events on every transition, so `kubectl describe tx NAME` tells the story.
 
 Posted in the background after the status write they describe; a lost Event is only a lost
-log line, so failures are logged and dropped, never retried in a loop.
+log line, so failures are logged and dropped, never retried in a loop. Each execution has a
+budget (a token bucket: EVENT_BURST at once, then one per EVENT_REFILL_SECONDS), so no loop,
+whatever its cause, can flood the namespace with Events; past it Events are dropped with one
+warning naming the execution.
 """
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from datetime import datetime, timezone
 from typing import Awaitable, Callable
@@ -15,10 +19,35 @@ from .client import Kube, core_path
 
 log = logging.getLogger("sluice.events")
 
+EVENT_BURST = 20
+EVENT_REFILL_SECONDS = 30.0
+
+
+class EventBudget:
+    """Per-object token buckets; an object's bucket is forgotten once it is full again."""
+
+    def __init__(self, burst: int = EVENT_BURST, refill_seconds: float = EVENT_REFILL_SECONDS):
+        self.burst, self.refill = burst, refill_seconds
+        self.buckets: dict[str, tuple[float, float]] = {}  # uid -> (tokens, at)
+        self.warned: set[str] = set()
+
+    def take(self, uid: str, now: float) -> bool:
+        tokens, at = self.buckets.get(uid, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + (now - at) / self.refill)
+        if tokens < 1:
+            self.buckets[uid] = (tokens, now)
+            return False
+        self.buckets[uid] = (tokens - 1, now)
+        if len(self.buckets) > 10_000:  # forget the full ones: bounded memory
+            self.buckets = {k: v for k, v in self.buckets.items()
+                            if v[0] + (now - v[1]) / self.refill < self.burst}
+        return True
+
 
 class EventPoster:
     def __init__(self, kube: Kube, spawn: Callable[[Awaitable], object], component: str = "sluice-operator"):
         self.kube, self.spawn, self.component = kube, spawn, component
+        self.budget = EventBudget()
 
     def post(self, obj: dict, type_: str, reason: str, message: str) -> None:
         meta = obj.get("metadata") or {}
@@ -27,6 +56,12 @@ class EventPoster:
 
     def post_for(self, namespace: str, name: str, uid: str, type_: str, reason: str, message: str,
                  resource_version: str | None = None) -> None:
+        if not self.budget.take(uid or f"{namespace}/{name}", time.monotonic()):
+            if uid not in self.budget.warned:
+                self.budget.warned.add(uid)
+                log.warning("Event budget of %s/%s used up: dropping its Events (%s: %s)", namespace, name,
+                            reason, message[:200])
+            return
         now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         body = {
             "apiVersion": "v1", "kind": "Event",

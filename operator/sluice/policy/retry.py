@@ -18,7 +18,6 @@ NEVER_RETRIED = frozenset({"Timeout", "InvalidSpec"})
 class RetryDecision:
     retry: bool
     delay_seconds: float = 0.0
-    why: str = ""
 
 
 def backoff_seconds(policy: RetryPolicy, failed_attempt: int, seed: str = "") -> float:
@@ -32,9 +31,7 @@ def backoff_seconds(policy: RetryPolicy, failed_attempt: int, seed: str = "") ->
 
 def decide_retry(policy: RetryPolicy, failure_class: str, failed_attempt: int, seed: str = "") -> RetryDecision:
     if failure_class in NEVER_RETRIED:
-        return RetryDecision(False, why=f"{failure_class} is never retried")
-    if failure_class not in policy.retry_on:
-        return RetryDecision(False, why=f"{failure_class} is not in retries.retryOn")
-    if failed_attempt > policy.limit:
-        return RetryDecision(False, why=f"retry limit {policy.limit} reached")
+        return RetryDecision(False)
+    if failure_class not in policy.retry_on or failed_attempt > policy.limit:
+        return RetryDecision(False)
     return RetryDecision(True, backoff_seconds(policy, failed_attempt, seed))

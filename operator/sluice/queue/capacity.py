@@ -3,7 +3,9 @@
 Occupancy is counted from Jobs, never from execution status, so a crash between "create Job"
 and "write status" cannot overshoot. Within a queue the order is strict: a head that does not
 fit blocks the queue behind it (so a 4-shard execution is not starved by 1-shard ones); a
-global head that does not fit stops all admission for the same reason.
+global head that does not fit stops all admission for the same reason. A candidate that could
+never fit (more shards than its queue's or the cluster's capacity, after an admin lowered it)
+blocks nobody: it waits without holding up the queue behind it.
 """
 from __future__ import annotations
 
@@ -52,6 +54,8 @@ def plan_admissions(
         if lim is None or lim.paused:
             blocked.add(q)
             continue
+        if c.shards > lim.running_capacity or c.shards > global_capacity:
+            continue  # can never start at these capacities: must not block those behind it
         if occupancy.of(q) + c.shards > lim.running_capacity:
             blocked.add(q)
             continue

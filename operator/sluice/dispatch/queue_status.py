@@ -1,14 +1,16 @@
-"""Writes TestQueue.status at a bounded rate: at most once per interval per queue, only on change."""
+"""Writes TestQueue.status at a bounded rate: at most once per interval per queue, only on change.
+
+A `Subsystem` of the dispatcher loop: it reads the view after each pass and never changes it."""
 from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
 from typing import Awaitable, Callable
 
-from .api.settings import Settings
-from .kube.client import Kube, queue_path
-from .status.queue_stats import queue_status
-from .view import ClusterView
+from ..api.settings import Settings
+from ..kube.client import Kube, queue_path
+from ..status.queue_stats import queue_status
+from ..cache.view import ClusterView
 
 log = logging.getLogger("sluice.queue_status")
 
@@ -19,7 +21,7 @@ class QueueStatusWriter:
         self.last_at: datetime | None = None
         self.last_written: dict[tuple[str, str], dict] = {}
 
-    def maybe_write(self, view: ClusterView, now: datetime) -> datetime | None:
+    def after_pass(self, view: ClusterView, now: datetime) -> datetime | None:
         """Writes what changed, or returns when it may next write if the interval holds it back."""
         interval = timedelta(seconds=self.settings.queue_status_interval_seconds)
         if self.last_at is not None and now - self.last_at < interval:

@@ -1,8 +1,15 @@
 """The operator's in-memory view of the cluster: executions, their Jobs, queues.
 
 Fed by watch events and by the dispatcher's own writes (optimistically, so a decision is
-never taken twice while its write is in flight). It holds no state that is not also in the
-API server: after a restart it is rebuilt from a list before anything is admitted.
+never taken twice while its write is in flight; `cache.assumptions` owns those rules). It
+holds no state that is not also in the API server: after a restart it is rebuilt from a list
+before anything is admitted.
+
+Trust: a Job counts for an execution only when the execution controls it (a controller
+ownerReference with the execution's UID) and it carries the name Sluice gives that attempt.
+A Job with the labels alone (anyone who may create Jobs can write labels) is ignored; a Job
+whose owning execution is gone still holds its slots until the garbage collector removes it.
+It never calls the API.
 """
 from __future__ import annotations
 
@@ -11,10 +18,11 @@ from datetime import datetime, timezone
 
 from pydantic import ValidationError
 
-from .api.common import LABEL_ATTEMPT, LABEL_EXECUTION, LABEL_QUEUE
-from .api.execution import TestExecutionSpec, TestExecutionStatus
-from .api.queue import TestQueueSpec, TestQueueStatus
-from .policy.outcome import job_finished
+from ..api.common import API_GROUP, LABEL_ATTEMPT, LABEL_EXECUTION, LABEL_QUEUE
+from ..api.execution import TestExecutionSpec, TestExecutionStatus
+from ..api.queue import TestQueueSpec, TestQueueStatus
+from ..kube.names import job_name
+from ..policy.outcome import job_finished
 
 Key = tuple[str, str]
 
@@ -69,6 +77,14 @@ class ExecutionRecord:
         )
 
 
+def controller_uid(obj: dict, kind: str = "TestExecution") -> str | None:
+    """The UID of the object's controller when that controller is a Sluice `kind`, else None."""
+    for ref in (obj.get("metadata") or {}).get("ownerReferences") or []:
+        if ref.get("controller") and ref.get("kind") == kind and str(ref.get("apiVersion", "")).startswith(API_GROUP + "/"):
+            return ref.get("uid") or None
+    return None
+
+
 @dataclass
 class JobRecord:
     namespace: str
@@ -81,6 +97,7 @@ class JobRecord:
     deleting: bool
     obj: dict = field(repr=False, default_factory=dict)
     resource_version: int = 0
+    owner_uid: str = ""  # the UID of the TestExecution that controls it
 
     @property
     def occupies(self) -> bool:
@@ -91,18 +108,21 @@ class JobRecord:
     def from_object(cls, obj: dict) -> "JobRecord | None":
         meta = obj["metadata"]
         labels = meta.get("labels") or {}
-        if LABEL_EXECUTION not in labels:
-            return None
+        owner = controller_uid(obj)
+        if LABEL_EXECUTION not in labels or owner is None:
+            return None  # not controlled by an execution: not ours, whatever its labels say
         try:
             attempt = int(labels.get(LABEL_ATTEMPT, "1"))
         except ValueError:
             attempt = 1
         spec = obj.get("spec") or {}
+        if meta.get("name") != job_name(labels[LABEL_EXECUTION], attempt):
+            return None  # Sluice names every attempt's Job; another name is not one of ours
         return cls(
             namespace=meta["namespace"], name=meta["name"], execution=labels[LABEL_EXECUTION],
             queue=labels.get(LABEL_QUEUE, "default"), attempt=attempt,
             slots=int(spec.get("parallelism") or 1), finished=job_finished(obj),
-            deleting=bool(meta.get("deletionTimestamp")), obj=obj, resource_version=_rv(obj),
+            deleting=bool(meta.get("deletionTimestamp")), obj=obj, resource_version=_rv(obj), owner_uid=owner,
         )
 
 
@@ -142,6 +162,17 @@ class ClusterView:
     # executions whose inputs changed since the planner last stepped them (see reconcile.Memo)
     dirty: set[Key] = field(default_factory=set)
     occupying: dict[Key, JobRecord] = field(default_factory=dict)  # unfinished Jobs: the used slots
+    # execution -> why the API refused to create what its attempt needs (a 4xx retrying cannot fix)
+    refusals: dict[Key, str] = field(default_factory=dict)
+
+    def take_dirty(self) -> set[Key]:
+        """The executions marked since the last call (the planner's input for an incremental pass)."""
+        dirty, self.dirty = self.dirty, set()
+        return dirty
+
+    def set_refusal(self, key: Key, message: str) -> None:
+        self.refusals[key] = message
+        self.dirty.add(key)
 
     def _index(self, key: Key) -> None:
         self.dirty.add(key)
@@ -185,6 +216,7 @@ class ClusterView:
             return False  # a stale event: we already know a newer version
         if old is not None and old.uid != rec.uid:
             self.missing_config_maps.pop(rec.key, None)
+            self.refusals.pop(rec.key, None)
         self.executions[rec.key] = rec
         self._index(rec.key)
         return True
@@ -192,6 +224,7 @@ class ClusterView:
     def delete_execution(self, namespace: str, name: str) -> None:
         self.executions.pop((namespace, name), None)
         self.missing_config_maps.pop((namespace, name), None)
+        self.refusals.pop((namespace, name), None)
         self.active.discard((namespace, name))
         self.dirty.add((namespace, name))
 
@@ -235,4 +268,16 @@ class ClusterView:
 
     # ---- reads -----------------------------------------------------------------------------
     def jobs_of(self, key: Key) -> dict[int, JobRecord]:
-        return self.jobs_by_execution.get(key, {})
+        """The execution's own Jobs by attempt: controlled by it (its UID) and named for the attempt (see `JobRecord.from_object`)."""
+        jobs = self.jobs_by_execution.get(key)
+        if not jobs:
+            return {}
+        rec = self.executions.get(key)
+        uid = rec.uid if rec is not None else None
+        return {a: j for a, j in jobs.items() if j.owner_uid == uid}
+
+    def holds_slots(self, job: JobRecord) -> bool:
+        """An unfinished Job counts against capacity when its execution controls it, or when its
+        execution is gone (the garbage collector removes it; until then its pods may run)."""
+        rec = self.executions.get((job.namespace, job.execution))
+        return rec is None or rec.uid == job.owner_uid

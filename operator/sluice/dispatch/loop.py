@@ -1,0 +1,205 @@
+"""The dispatcher loop: the one task that decides, and the only creator of Jobs.
+
+Watch handlers only update the view through `cache.assumptions` (which marks what changed) and
+wake the loop. Each pass runs the pure planner over what changed plus the queue-wide decisions
+(a full pass every FULL_PASS_SECONDS and after every relist), applies the plan to the view at
+once with `apply_plan` (so a decision is never taken twice while its write is in flight), and
+hands the API calls to the actuators. Then every plugged-in `Subsystem` gets its turn.
+
+It never admits before it has listed executions and Jobs (`ready`), and only while it holds
+the leader Lease. It never calls the API itself: that is `actuators` and `relist`.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import datetime, timezone
+from typing import Awaitable, Callable, Protocol
+
+from ..api.settings import Settings
+from ..cache import assumptions as A
+from ..cache.view import ClusterView, Key
+from ..kube.client import Kube, execution_path, job_path, queue_path
+from ..kube.events import EventPoster
+from ..planner import Memo, plan
+from .actuators import Actuators
+from .queue_status import QueueStatusWriter
+from .relist import relist
+
+log = logging.getLogger("sluice.dispatch")
+
+FULL_PASS_SECONDS = 10.0  # a full planner pass this often: the safety net under dirty marks
+MIN_PASS_GAP_SECONDS = 0.05
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Subsystem(Protocol):
+    """The seam for the parts that run beside the planner (queue status today; progress relay,
+    schedules, retention, notifications next): after each pass each gets the view and the
+    clock, does its own bounded work (spawning its own API calls), and says when it wants to be
+    woken again (None: on the next event). It must not change the view."""
+
+    def after_pass(self, view: ClusterView, now: datetime) -> datetime | None: ...
+
+
+class Dispatcher:
+    def __init__(self, kube: Kube, settings: Settings, metrics=None):
+        self.kube, self.settings, self.metrics = kube, settings, metrics
+        self.view = ClusterView()
+        self.assumed = A.Assumptions()
+        self.memo = Memo()  # the planner's between-pass state: see planner.plan
+        self.full_pass_at = 0.0
+        self.first_seen: dict[Key, datetime] = {}
+        self.tasks: set[asyncio.Task] = set()
+        self.position_tokens = settings.position_writes_per_second
+        self.tokens_at = time.monotonic()
+        self.wakeup = asyncio.Event()
+        self.ready = False
+        self.is_leader: Callable[[], bool] = lambda: True
+        self.events = EventPoster(kube, self._spawn)
+        self.act = Actuators(kube, settings, self.view, self.assumed, self.events, self._spawn, self.wake,
+                             metrics)
+        self.subsystems: list[Subsystem] = [QueueStatusWriter(kube, settings, self._spawn)]
+        self.needs_resync = False  # set on becoming leader: the old leader's writes may have landed
+
+    def plug(self, subsystem: Subsystem) -> None:
+        self.subsystems.append(subsystem)
+
+    def set_metrics(self, metrics) -> None:
+        self.metrics = self.act.metrics = metrics
+
+    # ---- watch events in (called from kopf handlers) -------------------------------------
+    def on_execution(self, event_type: str, obj: dict) -> None:
+        meta = obj.get("metadata") or {}
+        key = (meta.get("namespace", ""), meta.get("name", ""))
+        deleted = event_type == "DELETED"
+        if A.observe_execution(self.view, self.assumed, deleted, obj):
+            if deleted:
+                self.first_seen.pop(key, None)
+                self.memo.forget(key)
+                self.act.forget(key)
+            else:
+                self.first_seen.setdefault(key, _now())
+        self.wake()
+
+    def on_job(self, event_type: str, obj: dict) -> None:
+        meta = obj.get("metadata") or {}
+        key = (meta.get("namespace", ""), meta.get("name", ""))
+        if event_type == "DELETED":
+            A.observe_job_deleted(self.view, self.assumed, key)
+        else:
+            before = self.view.jobs.get(key)
+            self.view.upsert_job(obj)
+            after = self.view.jobs.get(key)
+            if self.metrics and before is not None and before.occupies and after is not None and not after.occupies:
+                self.metrics.slot_freed(time.monotonic())
+        self.wake()
+
+    def on_queue(self, event_type: str, obj: dict) -> None:
+        meta = obj.get("metadata") or {}
+        if event_type == "DELETED":
+            self.view.delete_queue(meta.get("namespace", ""), meta.get("name", ""))
+        else:
+            self.view.upsert_queue(obj)
+        self.wake()
+
+    def wake(self) -> None:
+        self.wakeup.set()
+
+    # ---- the loop ---------------------------------------------------------------------------
+    async def run(self) -> None:
+        if self.metrics:
+            self.metrics.watch_api(self.kube)  # sluice_api_errors_total
+        await self.resync()
+        self.ready = True
+        log.info("view rebuilt: %d executions, %d jobs, %d queues",
+                 len(self.view.executions), len(self.view.jobs), len(self.view.queues))
+        next_resync = time.monotonic() + self.settings.resync_seconds
+        wake_at: datetime | None = None
+        while True:
+            await self._sleep_until(next_resync, wake_at)
+            if time.monotonic() >= next_resync or (self.needs_resync and self.is_leader()):
+                self.needs_resync = False
+                await self.resync()
+                next_resync = time.monotonic() + self.settings.resync_seconds
+            if not self.is_leader():
+                wake_at = None
+                continue
+            began = time.monotonic()
+            try:
+                wake_at = self.pass_once()
+            except Exception:  # a bug in one pass must not stop the queue
+                log.exception("dispatch pass failed")
+                wake_at = None
+                await asyncio.sleep(1)
+            spent = time.monotonic() - began
+            wake_at = self._run_subsystems(wake_at)
+            # Let a burst of watch events land before the next pass; planning never takes more
+            # than about a third of the loop, however large the view (halves the operator CPU
+            # of bench/dispatch.py against a gap of `spent`, at no cost in latency).
+            await asyncio.sleep(max(MIN_PASS_GAP_SECONDS, 2 * spent))
+
+    async def _sleep_until(self, next_resync: float, wake_at: datetime | None) -> None:
+        timeout = max(0.0, next_resync - time.monotonic())
+        if wake_at is not None:
+            timeout = min(timeout, max(0.0, (wake_at - _now()).total_seconds()))
+        try:
+            await asyncio.wait_for(self.wakeup.wait(), timeout=timeout)
+        except asyncio.TimeoutError:
+            pass
+        self.wakeup.clear()
+
+    def _run_subsystems(self, wake_at: datetime | None) -> datetime | None:
+        now = _now()
+        for sub in self.subsystems:
+            try:
+                again = sub.after_pass(self.view, now)
+            except Exception:  # one subsystem's bug must not stop the queue
+                log.exception("subsystem %s failed", type(sub).__name__)
+                continue
+            if again is not None and (wake_at is None or again < wake_at):
+                wake_at = again
+        return wake_at
+
+    def _position_budget(self) -> int:
+        """A token bucket for queue-position writes (head of each queue first)."""
+        rate = self.settings.position_writes_per_second
+        mono = time.monotonic()
+        self.position_tokens = min(rate, self.position_tokens + (mono - self.tokens_at) * rate)
+        self.tokens_at = mono
+        return int(self.position_tokens)
+
+    def pass_once(self) -> datetime | None:
+        budget = self._position_budget()
+        if time.monotonic() >= self.full_pass_at:
+            self.memo.full()
+            self.full_pass_at = time.monotonic() + FULL_PASS_SECONDS
+        result = plan(self.view, self.settings, _now(), self.first_seen, self.memo,
+                      dirty=self.view.take_dirty(), position_budget=budget)
+        self.position_tokens -= result.position_writes
+        self.act.carry_out(A.apply_plan(self.view, result, self.assumed))
+        if self.metrics and result.waiting == 0:
+            self.metrics.no_waiters()
+        return result.wake_at
+
+    # ---- start-up and periodic re-list ------------------------------------------------------
+    async def resync(self) -> None:
+        """Lists queues, Jobs and executions; drops what the watch missed being deleted."""
+        view = self.view
+        for ns in self.settings.watch_namespaces or [None]:
+            await relist(self.kube, queue_path(ns or "_"), ns, view.queues, self.on_queue)
+            await relist(self.kube, job_path(ns or "_"), ns, view.jobs, self.on_job,
+                         {"labelSelector": "sluice.dev/execution"}, protect=self.assumed.protected_jobs)
+            await relist(self.kube, execution_path(ns or "_"), ns, view.executions, self.on_execution,
+                         protect=self.assumed.protected_executions)
+        self.memo.full()
+
+    def _spawn(self, coro: Awaitable) -> asyncio.Task:
+        task = asyncio.ensure_future(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return task

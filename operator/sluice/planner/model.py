@@ -1,0 +1,123 @@
+"""What a planning pass produces (`Plan`) and keeps between passes (`Memo`), and its inputs
+(`Context`). Data only: the decisions are in `lifecycle` (one execution) and `admission`
+(queue-wide), the entry point in `plan`."""
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from ..api.common import DEFAULT_QUEUE
+from ..api.execution import TestExecutionStatus
+from ..api.queue import TestQueueSpec
+from ..api.settings import Settings
+from ..cache.view import ClusterView, JobRecord, Key
+from ..queue.ordering import Candidate
+
+
+@dataclass
+class StatusWrite:
+    key: Key
+    status: TestExecutionStatus
+    event: tuple[str, str, str] | None = None  # (type, reason, message)
+
+
+@dataclass
+class CreateAttempt:
+    key: Key
+    uid: str
+    attempt: int
+    job: dict
+    config_map: dict | None
+    status: TestExecutionStatus
+    event: tuple[str, str, str] | None = None
+
+
+@dataclass
+class Plan:
+    writes: list[StatusWrite] = field(default_factory=list)
+    creates: list[CreateAttempt] = field(default_factory=list)
+    deletes: list[JobRecord] = field(default_factory=list)
+    fetch_pods: list[JobRecord] = field(default_factory=list)
+    check_config_maps: list[tuple[Key, str]] = field(default_factory=list)
+    # inline-source ConfigMaps to create ahead, while the execution waits: the start of an
+    # attempt is then one API call (the Job), not two in series
+    sources: list[tuple[Key, dict]] = field(default_factory=list)
+    wake_at: datetime | None = None
+    waiting: int = 0  # candidates left waiting after this plan
+    position_writes: int = 0  # how much of the position budget this plan used
+
+    def wake(self, when: datetime) -> None:
+        if self.wake_at is None or when < self.wake_at:
+            self.wake_at = when
+
+
+@dataclass
+class Memo:
+    """What the planner keeps between passes, so that a pass costs what changed, not what waits.
+
+    `full()` forgets the candidates: the dispatcher asks for a full pass now and then, so a
+    change that was never marked dirty would cost a delay, never a stuck execution.
+    `position_written_at` paces queue-position rewrites per execution.
+    """
+
+    waiting: dict[Key, Candidate] = field(default_factory=dict)
+    timers: dict[Key, datetime] = field(default_factory=dict)  # earliest re-step per execution
+    heap: list[tuple[datetime, Key]] = field(default_factory=list)
+    position_written_at: dict[Key, datetime] = field(default_factory=dict)
+    full_pending: bool = True
+
+    def full(self) -> None:
+        self.full_pending = True
+
+    def forget(self, key: Key) -> None:
+        """The execution is gone: drop what was kept for it."""
+        self.waiting.pop(key, None)
+        self.timers.pop(key, None)
+        self.position_written_at.pop(key, None)
+
+    def timer(self, key: Key, when: datetime) -> None:
+        current = self.timers.get(key)
+        if current is None or when < current:
+            self.timers[key] = when
+            heapq.heappush(self.heap, (when, key))
+
+    def due(self, now: datetime) -> set[Key]:
+        """Executions whose timer fell due (a stale heap entry only costs a spare re-step)."""
+        out: set[Key] = set()
+        while self.heap and self.heap[0][0] <= now:
+            _, key = heapq.heappop(self.heap)
+            if key in self.timers and self.timers[key] <= now:
+                del self.timers[key]
+            out.add(key)
+        return out
+
+
+@dataclass
+class Context:
+    """One pass's inputs, handed to the lifecycle and admission steps."""
+
+    view: ClusterView
+    settings: Settings
+    now: datetime
+    first_seen: dict[Key, datetime]
+    memo: Memo
+    position_budget: int = 10**9
+    _default_queue: TestQueueSpec | None = None
+
+    def timer(self, plan: Plan, key: Key, when: datetime) -> None:
+        """Step this execution again at `when` (a backoff ends, a queue timeout expires)."""
+        plan.wake(when)
+        self.memo.timer(key, when)
+
+    def queue_spec(self, namespace: str, queue: str) -> TestQueueSpec | None:
+        rec = self.view.queues.get((namespace, queue))
+        if rec is not None:
+            return rec.spec
+        if queue == DEFAULT_QUEUE:
+            # The default queue needs no object: only the operator-wide caps bound it.
+            if self._default_queue is None:
+                self._default_queue = TestQueueSpec(running_capacity=self.settings.running_capacity,
+                                                    queued_capacity=self.settings.queued_capacity)
+            return self._default_queue
+        return None

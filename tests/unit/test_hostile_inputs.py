@@ -262,3 +262,10 @@ def test_crd_reservation_rules_are_case_insensitive():
     text = json.dumps(crd)
     assert "lowerAscii().startsWith('sluice_')" in text
     assert "container.apparmor" in text or "kubernetes[.]io" in text
+
+
+def test_lease_path_is_quoted_too():
+    from sluice.kube.client import lease_path
+    assert lease_path("sluice-system", "sluice-operator") == \
+        "/apis/coordination.k8s.io/v1/namespaces/sluice-system/leases/sluice-operator"
+    assert lease_path("ns", "a/../b").endswith("/leases/a%2F..%2Fb")

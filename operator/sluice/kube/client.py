@@ -75,6 +75,10 @@ def core_path(namespace: str, plural: str, name: str | None = None, sub: str | N
     return api_path("/api/v1", "namespaces", namespace, plural, name, sub)
 
 
+def lease_path(namespace: str, name: str | None = None) -> str:
+    return api_path(_group_root("coordination.k8s.io", "v1"), "namespaces", namespace, "leases", name)
+
+
 def all_namespaces(path_template: str) -> str:
     """`/apis/g/v/namespaces/X/plural` -> `/apis/g/v/plural` for cluster-wide lists.
 

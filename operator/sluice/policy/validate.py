@@ -174,7 +174,7 @@ def _toleration_problems(eff: EffectiveSpec) -> list[str]:
         if t.effect is not None and t.effect not in TAINT_EFFECTS:
             problems.append(f"{field}.effect {t.effect!r} must be NoSchedule, PreferNoSchedule or NoExecute")
         if t.key:
-            why = qualified_key_problem(f"{field}.key", t.key)
+            why = qualified_key_problem(field, t.key)
             if why:
                 problems.append(why)
         elif t.operator != "Exists":

@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from typing import Callable
 
 from .api.common import LABEL_OPERATOR_LEASE
-from .kube.client import ApiError, Kube
+from .kube.client import ApiError, Kube, lease_path
 
 log = logging.getLogger("sluice.leader")
 
@@ -43,7 +43,7 @@ class LeaderElector:
 
     @property
     def path(self) -> str:
-        return f"/apis/coordination.k8s.io/v1/namespaces/{self.namespace}/leases/{self.name}"
+        return lease_path(self.namespace, self.name)
 
     def is_leader(self) -> bool:
         return time.monotonic() < self.valid_until
@@ -79,7 +79,7 @@ class LeaderElector:
                          "acquireTime": now, "renewTime": now, "leaseTransitions": 0},
             }
             try:
-                await self.kube.create(self.path.rsplit("/", 1)[0], body)
+                await self.kube.create(lease_path(self.namespace), body)
                 return True
             except ApiError as exc2:
                 if exc2.conflict:

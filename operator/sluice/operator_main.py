@@ -11,6 +11,7 @@ import signal
 import kopf
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import ValidationError
 
 from .api.common import ANNOTATION_QUEUED_CAPACITY, ANNOTATION_RUNNING_CAPACITY
 from .api.settings import Settings
@@ -21,6 +22,18 @@ from .leader import LeaderElector, default_lease_namespace
 from .metrics import Metrics
 
 log = logging.getLogger("sluice.operator")
+
+
+class StartupError(Exception):
+    """What keeps the operator from starting, as one sentence that says what to change."""
+
+
+def load_settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(f"SLUICE_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
+        raise StartupError(f"bad setting: {problems}") from None
 
 
 async def _serve(metrics: Metrics, dispatcher: Dispatcher, settings: Settings) -> web.AppRunner:
@@ -39,18 +52,25 @@ async def _serve(metrics: Metrics, dispatcher: Dispatcher, settings: Settings) -
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_handler)
     await runner.setup()
-    ports = {settings.metrics_port, settings.health_port}
-    for port in ports:
+    for port, setting in {settings.metrics_port: "SLUICE_METRICS_PORT", settings.health_port: "SLUICE_HEALTH_PORT"}.items():
         if port:
-            await web.TCPSite(runner, "0.0.0.0", port).start()
+            try:
+                await web.TCPSite(runner, "0.0.0.0", port).start()
+            except OSError as exc:
+                await runner.cleanup()
+                raise StartupError(f"cannot listen on port {port} ({exc.strerror}): another process uses it; "
+                                   f"set {setting} to a free port") from None
     return runner
 
 
 async def run_operator(kubeconfig: str | None = None, settings: Settings | None = None) -> None:
-    settings = settings or Settings()
+    settings = settings or load_settings()
     if kubeconfig:
         os.environ["KUBECONFIG"] = kubeconfig
-    kube = await Kube.connect(kubeconfig)
+    try:
+        kube = await Kube.connect(kubeconfig)
+    except Exception as exc:  # no kubeconfig, a bad one, no in-cluster token
+        raise StartupError(f"cannot load Kubernetes credentials ({exc}): set KUBECONFIG or --kubeconfig") from None
     dispatcher = Dispatcher(kube, settings)
     elector = LeaderElector(kube, settings.lease_namespace or default_lease_namespace(), settings.lease_name,
                             settings.lease_duration_seconds, settings.lease_renew_seconds,
@@ -62,7 +82,11 @@ async def run_operator(kubeconfig: str | None = None, settings: Settings | None 
     dispatcher.set_metrics(metrics)
     registry = kopf.OperatorRegistry()
     register(registry, dispatcher)
-    http = await _serve(metrics, dispatcher, settings)
+    try:
+        http = await _serve(metrics, dispatcher, settings)
+    except StartupError:
+        await kube.close()
+        raise
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

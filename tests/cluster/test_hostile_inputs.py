@@ -169,11 +169,9 @@ ROWS: list[Row] = [
         "requests.cpu (2) is more than its limit (1)"),
     rej("annotations-300k", runner(podAnnotations={f"big-{i}": "x" * 60_000 for i in range(5)}), "more than 65536"),
     rej("memory-over-default-limit", runner(resources={"requests": {"memory": "4Gi"}}),
-        "requests.memory (4Gi) is more than its limit (2Gi)",
-        xfail="needs planner: semantic_problems(..., name=rec.name, settings=ctx.settings)"),
+        "requests.memory (4Gi) is more than its limit (2Gi)"),
     rej("gpu-fraction", runner(resources={"requests": {"example.com/gpu": "500m"}, "limits": {"example.com/gpu": "500m"}}),
-        "example.com/gpu",
-        xfail="needs dispatcher: a Job create refused by the API (422) must end the execution Rejected"),
+        "example.com/gpu"),
 ]
 
 

@@ -31,7 +31,8 @@ def test_success_fills_results_conditions_and_events(cluster, sluice, start_oper
     assert st["phase"] == "Succeeded" and st["reason"] == "TestsPassed" and st["attempt"] == 1
     assert st["results"]["passed"] == 4 and st["artifacts"]["report"].endswith("report/index.html")
     conds = {c["type"]: (c["status"], c.get("observedGeneration")) for c in st["conditions"]}
-    assert conds == {"Admitted": ("True", 1), "Running": ("False", 1), "Complete": ("True", 1), "Succeeded": ("True", 1)}
+    assert conds == {"Admitted": ("True", 1), "Running": ("False", 1), "Complete": ("True", 1), "Succeeded": ("True", 1),
+                     "Ready": ("True", 1), "Reconciling": ("False", 1), "Stalled": ("False", 1)}
     reasons = [e.reason for e in sluice.events("ok")]
     assert "Admitted" in reasons and "TestsPassed" in reasons
     table = cluster.kubectl("get", "tx", f"-n={sluice.ns}").stdout

@@ -18,6 +18,8 @@ def test_backoff_follows_the_formula_with_bounded_jitter():
     assert backoff_seconds(POLICY, 12) == 300
     jittered = backoff_seconds(POLICY, 2, seed="uid")
     assert 4 <= jittered <= 4.4 and jittered == backoff_seconds(POLICY, 2, seed="uid")
+    # the cap holds with the jitter included (initialSeconds 900 once gave "attempt 2 in 977.3s")
+    assert all(backoff_seconds(POLICY, n, seed=f"uid{n}") <= 300 for n in range(1, 20))
 
 
 def test_retry_decisions():

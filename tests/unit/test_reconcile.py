@@ -95,7 +95,8 @@ def test_finished_job_frees_its_slot_and_next_is_admitted():
     assert sim.status("a").phase == Phase.Succeeded and sim.status("a").results.passed == 1
     assert [c.key[1] for c in p.creates] == ["b"]
     conds = {c.type: c.status for c in sim.status("a").conditions}
-    assert conds == {"Admitted": "True", "Running": "False", "Complete": "True", "Succeeded": "True"}
+    assert conds == {"Admitted": "True", "Running": "False", "Complete": "True", "Succeeded": "True",
+                     "Ready": "True", "Reconciling": "False", "Stalled": "False"}
 
 
 def test_infrastructure_errors_are_retried_with_backoff_keeping_queued_at():
@@ -220,3 +221,21 @@ def test_a_waiting_inline_source_is_created_ahead_and_a_started_one_with_its_job
     assert [c.key[1] for c in p.creates] == ["a"] and p.creates[0].config_map is not None
     assert [(k[1], cm["metadata"]["name"], cm["immutable"]) for k, cm in p.sources] == [("b", "b-src", True)]
     assert sim.step().sources == []  # once, when it joins the queue
+
+
+def test_a_late_cancel_on_a_finished_execution_is_acknowledged_once():
+    sim = Sim()
+    sim.add(execution("a", 0))
+    sim.step()
+    sim.finish("a-a1", 0)
+    sim.step(5)
+    st = sim.status("a").wire()
+    late = execution("a", 0, cancel=True, status=st)
+    late["metadata"]["generation"] = 2
+    sim.add(late)
+    p = sim.step(6)
+    st = sim.status("a")
+    assert [w.key for w in p.writes] == [("ns", "a")] and p.writes[0].event is None
+    assert st.phase == Phase.Succeeded and st.observed_generation == 2
+    assert {c.observed_generation for c in st.conditions} == {2}
+    assert sim.step(7).writes == [] and ("ns", "a") not in sim.view.active

@@ -157,7 +157,8 @@ class ClusterView:
     pods: dict[Key, list[dict]] = field(default_factory=dict)  # finished Job key -> its pods
     missing_config_maps: dict[Key, str | None] = field(default_factory=dict)  # execution -> missing name or None
     jobs_by_execution: dict[Key, dict[int, JobRecord]] = field(default_factory=dict)
-    # executions the planner must look at: not terminal, or terminal with Jobs still to stop
+    # executions the planner must look at: not terminal, or terminal with Jobs still to stop or a
+    # generation not yet acknowledged
     active: set[Key] = field(default_factory=set)
     # executions whose inputs changed since the planner last stepped them (see reconcile.Memo)
     dirty: set[Key] = field(default_factory=set)
@@ -181,7 +182,8 @@ class ClusterView:
             self.active.discard(key)
             return
         done = rec.status.phase is not None and rec.status.phase.terminal
-        if done and not rec.deleting and not any(j.occupies for j in self.jobs_of(key).values()):
+        acknowledged = (rec.status.observed_generation or 0) >= rec.generation
+        if done and acknowledged and not rec.deleting and not any(j.occupies for j in self.jobs_of(key).values()):
             self.active.discard(key)
         else:
             self.active.add(key)

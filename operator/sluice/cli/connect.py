@@ -11,11 +11,12 @@ import os
 from dataclasses import dataclass
 
 from kubernetes import client, config
+from sluice_runner.errors import ExitCode
 
 from ..api.common import (ANNOTATION_QUEUED_CAPACITY, ANNOTATION_RUNNING_CAPACITY, API_GROUP, API_VERSION,
                           LABEL_OPERATOR_LEASE)
 
-EXIT_INFRA = 3
+EXIT_INFRA = int(ExitCode.INFRASTRUCTURE)
 
 
 class CliError(Exception):

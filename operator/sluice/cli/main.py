@@ -57,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _run_operator(args) -> int:
     from ..logs import configure_logging
-    from ..operator_main import run_operator
+    from ..operator_main import StartupError, run_operator
     configure_logging(args.log_level, args.log_format == "json")
     profile = os.environ.get("SLUICE_PROFILE")  # developer aid: cProfile stats written on exit
     profiler = None
@@ -67,6 +67,9 @@ def _run_operator(args) -> int:
         profiler.enable()
     try:
         asyncio.run(run_operator(args.kubeconfig))
+    except StartupError as exc:
+        print(f"sluice operator: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         pass
     finally:

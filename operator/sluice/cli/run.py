@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 
 import yaml
+from sluice_runner.errors import ExitCode
 
 from ..api.common import API_GROUP, API_VERSION, GROUP_VERSION
 from ..api.execution import TERMINAL_PHASES
@@ -20,7 +21,8 @@ from .artifacts import links_for
 from .connect import CliError, NotFound, api_errors
 from .text import WIDTH, parse_time, seconds_text, shorten, table
 
-EXIT_OK, EXIT_TESTS, EXIT_INVALID, EXIT_INFRA = 0, 1, 2, 3
+# the same verdicts, and numbers, as the runner's own exit codes
+EXIT_OK, EXIT_TESTS, EXIT_INVALID, EXIT_INFRA = (int(code) for code in ExitCode)
 TERMINAL = {p.value for p in TERMINAL_PHASES}
 POLL_SECONDS = 1.0
 

@@ -9,7 +9,7 @@ from typing import Awaitable, Callable
 
 from ..api.settings import Settings
 from ..kube.client import Kube, queue_path
-from ..status.queue_stats import queue_status
+from ..status.queue_stats import queue_conditions, queue_status
 from ..cache.view import ClusterView
 
 log = logging.getLogger("sluice.queue_status")
@@ -30,6 +30,7 @@ class QueueStatusWriter:
         for key, q in list(view.queues.items()):
             st = queue_status(view, *key)
             st.observed_generation = q.generation
+            queue_conditions(st, q.status.conditions, q.spec.paused, q.generation, now)
             body = st.wire()
             if body == self.last_written.get(key) or body == q.status.wire():
                 continue

@@ -13,17 +13,24 @@ from ..api.effective import EffectiveSpec, effective_spec
 from ..api.execution import Phase, TestExecutionStatus
 from ..api.queue import TestQueueSpec
 from ..cache.view import ExecutionRecord, JobRecord
-from ..policy.outcome import classify_attempt
+from sluice_runner.errors import ErrorClass
+
+from ..policy.outcome import REASON_OF_CLASS, classify_attempt
 from ..policy.retry import decide_retry
 from ..policy.validate import semantic_problems
 from ..queue.ordering import Candidate
+from ..status.conditions import acknowledge_generation
 from ..status.transitions import attempt_record, close_attempt, to_backing_off, to_pending, to_running, to_terminal
 from .model import Context, Plan, StatusWrite
 
 
+WARNING_REASONS = frozenset({"QueueNotFound"})  # waiting for something only a user can fix
+
+
 def event_for(st: TestExecutionStatus) -> tuple[str, str, str]:
     """The Event that tells a transition in `kubectl describe`."""
-    kind = "Warning" if st.phase in (Phase.Failed, Phase.TimedOut, Phase.Rejected) else "Normal"
+    warn = st.phase in (Phase.Failed, Phase.TimedOut, Phase.Rejected) or st.reason in WARNING_REASONS
+    kind = "Warning" if warn else "Normal"
     return (kind, st.reason or (st.phase.value if st.phase else "Unknown"), st.message or "")
 
 
@@ -66,7 +73,7 @@ def _complete_attempt(step: Step, job: JobRecord, eff: EffectiveSpec) -> None:
     """A finished Job: record the attempt's outcome, then end or schedule a retry."""
     ctx, st = step.ctx, step.st
     outcome = classify_attempt(job.obj, ctx.view.pods.get((job.namespace, job.name), []))
-    timed_out = outcome.failure_class == "Timeout"
+    timed_out = outcome.failure_class == ErrorClass.TIMEOUT
     label = "Succeeded" if outcome.succeeded else "TimedOut" if timed_out else "Failed"
     close_attempt(st, job.attempt, label, outcome.reason, ctx.now, outcome.message, outcome.exit_code)
     if outcome.results is not None:
@@ -79,7 +86,7 @@ def _complete_attempt(step: Step, job: JobRecord, eff: EffectiveSpec) -> None:
         step.finish(Phase.TimedOut, "DeadlineExceeded",
                     f"attempt {job.attempt} ran past timeoutSeconds ({eff.timeout_seconds}s)")
     else:
-        _fail_or_retry(step, eff, outcome.failure_class or "InfrastructureError", outcome.reason,
+        _fail_or_retry(step, eff, outcome.failure_class or ErrorClass.INFRASTRUCTURE, outcome.reason,
                        outcome.message, job.attempt)
 
 
@@ -95,7 +102,7 @@ def _fail_or_retry(step: Step, eff: EffectiveSpec, cls: str, reason: str, messag
         ctx.timer(step.plan, step.rec.key, due)
         return
     text = message if attempt == 1 else f"attempt {attempt} of {attempt}: {message}"
-    if cls == "TestFailure":
+    if cls == ErrorClass.TEST_FAILURE:
         text = results_sentence(st, message or "tests failed")
     step.finish(Phase.Failed, reason, text[:1024])
 
@@ -129,8 +136,9 @@ def _observe_attempt(step: Step, jobs: dict[int, JobRecord], qspec: TestQueueSpe
     current = jobs.get(attempt)
     if current is None:
         text = f"Job {record.job_name} disappeared before its outcome was read"
-        close_attempt(step.st, attempt, "Failed", "InfrastructureError", step.ctx.now, text)
-        _fail_or_retry(step, step.effective(qspec), "InfrastructureError", "InfrastructureError", text, attempt)
+        infra = ErrorClass.INFRASTRUCTURE
+        close_attempt(step.st, attempt, "Failed", REASON_OF_CLASS[infra], step.ctx.now, text)
+        _fail_or_retry(step, step.effective(qspec), infra, REASON_OF_CLASS[infra], text, attempt)
     elif current.finished is None:
         if step.changed:
             step.write()
@@ -156,7 +164,7 @@ def _validate(step: Step, qspec: TestQueueSpec) -> bool:
         step.plan.check_config_maps.append((rec.key, rec.spec.source.config_map.name))
         return False
     problems = semantic_problems(step.effective(qspec), qspec.running_capacity, ctx.settings.running_capacity,
-                                 ctx.view.missing_config_maps.get(rec.key))
+                                 ctx.view.missing_config_maps.get(rec.key), name=rec.name, settings=ctx.settings)
     if problems:
         step.finish(Phase.Rejected, "InvalidSpec", "; ".join(problems))
         return False
@@ -170,6 +178,10 @@ def step_execution(rec: ExecutionRecord, ctx: Context, plan: Plan) -> Candidate 
     jobs = ctx.view.jobs_of(rec.key)
     if rec.status.phase is not None and rec.status.phase.terminal:
         _stop_jobs(jobs, plan)  # e.g. cancelled, then crashed before the delete
+        if (rec.status.observed_generation or 0) < rec.generation:
+            step = Step(rec, ctx, plan)
+            acknowledge_generation(step.st, ctx.now, rec.generation)
+            step.write(event=False)
         return None
     step = Step(rec, ctx, plan)
     if rec.spec is None:

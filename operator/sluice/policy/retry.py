@@ -1,17 +1,19 @@
 """Retry decisions and backoff.
 
-Delay before attempt n+1 = min(maxSeconds, initialSeconds * factor^(n-1)), plus up to 10%
-jitter that is derived from the execution's uid and attempt, so recomputing after a restart
-gives the same time. `Timeout` and `InvalidSpec` are never retried.
+Delay before attempt n+1 = min(maxSeconds, initialSeconds * factor^(n-1) * (1 + jitter)), the
+jitter (up to 10 %) derived from the execution's uid and attempt, so recomputing after a restart
+gives the same time; the cap holds with the jitter included. `Timeout` and `InvalidSpec` are never retried.
 """
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
 
+from sluice_runner.errors import ErrorClass
+
 from ..api.effective import RetryPolicy
 
-NEVER_RETRIED = frozenset({"Timeout", "InvalidSpec"})
+NEVER_RETRIED = frozenset({ErrorClass.TIMEOUT, ErrorClass.INVALID_SPEC})
 
 
 @dataclass(frozen=True)
@@ -21,12 +23,11 @@ class RetryDecision:
 
 
 def backoff_seconds(policy: RetryPolicy, failed_attempt: int, seed: str = "") -> float:
-    base = min(policy.max_seconds, policy.initial_seconds * policy.factor ** (failed_attempt - 1))
-    if not seed or base <= 0:
-        return float(base)
-    digest = hashlib.sha256(f"{seed}/{failed_attempt}".encode()).digest()
-    jitter = int.from_bytes(digest[:4], "big") / 2**32 * 0.1
-    return float(base * (1 + jitter))
+    base = policy.initial_seconds * policy.factor ** (failed_attempt - 1)
+    if seed and base > 0:
+        digest = hashlib.sha256(f"{seed}/{failed_attempt}".encode()).digest()
+        base *= 1 + int.from_bytes(digest[:4], "big") / 2**32 * 0.1
+    return float(min(policy.max_seconds, base))
 
 
 def decide_retry(policy: RetryPolicy, failure_class: str, failed_attempt: int, seed: str = "") -> RetryDecision:

@@ -1,11 +1,20 @@
-"""Kubernetes-style conditions: lastTransitionTime changes only when the status flips."""
+"""Kubernetes-style conditions: lastTransitionTime changes only when the status flips.
+
+Two families, both derived from the phase so they can never disagree with it:
+- Sluice's own: `Admitted`, `Running`, `Complete` (any end), `Succeeded` (a pass);
+- the kstatus convention (sigs.k8s.io/cli-utils kstatus, which Flux, `kubectl wait` and other
+  GitOps clients read with no configuration): `Reconciling` True while the execution waits or
+  runs, `Stalled` True when it ended without passing (Failed, TimedOut, Rejected, Cancelled), and
+  `Ready` True once it Succeeded. With `observedGeneration`, kstatus then says InProgress,
+  Failed or Current.
+"""
 from __future__ import annotations
 
 from datetime import datetime
 
 from ..api.execution import Condition, Phase, TestExecutionStatus
 
-CONDITION_TYPES = ("Admitted", "Running", "Complete", "Succeeded")
+CONDITION_TYPES = ("Admitted", "Running", "Complete", "Succeeded", "Ready", "Reconciling", "Stalled")
 
 
 def set_condition(
@@ -50,4 +59,17 @@ def apply_phase_conditions(st: TestExecutionStatus, now: datetime, generation: i
                           message if terminal else "", now, generation)
     if terminal:
         conds = set_condition(conds, "Succeeded", phase == Phase.Succeeded, reason, message, now, generation)
+    succeeded = phase == Phase.Succeeded
+    conds = set_condition(conds, "Ready", succeeded, reason or "Pending", message, now, generation)
+    conds = set_condition(conds, "Reconciling", not terminal, reason or "Pending",
+                          message if not terminal else "", now, generation)
+    conds = set_condition(conds, "Stalled", terminal and not succeeded, reason if terminal else "InProgress",
+                          message if terminal and not succeeded else "", now, generation)
     st.conditions = conds
+
+
+def acknowledge_generation(st: TestExecutionStatus, now: datetime, generation: int) -> None:
+    """The operator saw `generation` (say a late `spec.cancel` on a finished execution) and it
+    changes nothing: say so, or `kubectl wait` and kstatus would wait for it forever."""
+    st.observed_generation = generation
+    apply_phase_conditions(st, now, generation)

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import math
 
-from ..api.execution import Phase
+from datetime import datetime
+
+from ..api.execution import Condition, Phase
 from ..api.queue import Percentiles, TestQueueStatus
 from ..cache.view import ClusterView
+from .conditions import set_condition
 
 HEAD_LENGTH = 10
 
@@ -18,6 +21,16 @@ def percentile(values: list[float], q: float) -> float | None:
     ordered = sorted(values)
     rank = max(1, math.ceil(q / 100 * len(ordered)))
     return round(ordered[rank - 1], 3)
+
+
+def queue_conditions(st: TestQueueStatus, previous: list[Condition], paused: bool, generation: int,
+                     now: datetime) -> None:
+    """`Ready` (the operator admits from it) and `Paused`, with lastTransitionTime kept across writes."""
+    conds = set_condition(previous, "Ready", not paused, "Paused" if paused else "Admitting",
+                          "spec.paused is true: nothing is admitted" if paused else
+                          f"admitting: {st.running} running, {st.queued} queued", now, generation)
+    conds = set_condition(conds, "Paused", paused, "Paused" if paused else "NotPaused", "", now, generation)
+    st.conditions = [c for c in conds if c.type in ("Ready", "Paused")]
 
 
 def queue_status(view: ClusterView, namespace: str, queue: str) -> TestQueueStatus:

@@ -33,6 +33,7 @@ from sluice_runner.config import Settings, load_settings
 from sluice_runner.errors import ConfigError, ErrorClass, ExitCode, RunnerError
 from sluice_runner.execute import Outputs, prepare_command, run_tests
 from sluice_runner.process import Supervisor
+from sluice_runner.progress import LiveChannel, NullPublisher, open_live
 from sluice_runner.report import ArtifactRefs, RunnerResult, write_termination_message
 from sluice_runner.results import RunResults
 from sluice_runner.source import prepare_source
@@ -106,7 +107,7 @@ def _interrupted(supervisor: Supervisor, detail: str) -> Verdict:
 
 
 def execute_run(
-    settings: Settings, supervisor: Supervisor, phases: _Phases
+    settings: Settings, supervisor: Supervisor, phases: _Phases, live: LiveChannel | None = None
 ) -> tuple[Verdict, RunResults | None, Outputs, Path]:
     """source -> command -> tests -> verdict; never raises a RunnerError."""
     work = settings.work_dir or Path(tempfile.mkdtemp(prefix="sluice-run-"))
@@ -123,7 +124,8 @@ def execute_run(
         argv = prepare_command(settings, suite, outputs, resolve_chromium(settings))
         t = phases.record("prepare", t)
         log.info("running: %s", " ".join(argv))
-        results, proc = run_tests(settings, argv, suite, outputs, supervisor)
+        with (live or LiveChannel(NullPublisher())).during_tests(outputs.progress, supervisor):
+            results, proc = run_tests(settings, argv, suite, outputs, supervisor)
         phases.timings["tests"] = round(proc.seconds, 4)
         if results is not None:
             results = results.model_copy(
@@ -196,7 +198,16 @@ def write_results_file(
 
 def run(settings: Settings, supervisor: Supervisor) -> int:
     phases = _Phases()
-    verdict, results, outputs, work = execute_run(settings, supervisor, phases)
+    live = open_live(settings)  # live progress to Redis, best effort (progress.py)
+    try:
+        return _run(settings, supervisor, phases, live)
+    finally:
+        live.close()
+
+
+def _run(settings: Settings, supervisor: Supervisor, phases: _Phases, live: LiveChannel) -> int:
+    verdict, results, outputs, work = execute_run(settings, supervisor, phases, live)
+    live.end(verdict.outcome, results)  # the same outcome and counts as the termination message
     t = time.monotonic()
     tree: ArtifactTree | None = None
     dest = settings.output_dir or work / "artifacts"

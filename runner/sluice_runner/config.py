@@ -68,6 +68,11 @@ class Settings(BaseSettings):
     base_url: str | None = Field(None, alias="BASE_URL")
     args: Annotated[list[str], NoDecode] = Field(default_factory=list, alias="SLUICE_ARGS")
 
+    # The live channel (progress.py): optional; unset, malformed or unreachable only turns live
+    # progress off. SecretStr: the URL may carry the password too.
+    redis_url: SecretStr | None = Field(None, alias="SLUICE_REDIS_URL")
+    redis_password: SecretStr | None = Field(None, alias="SLUICE_REDIS_PASSWORD")
+
     termination_log: Path | None = Field(None, alias="SLUICE_TERMINATION_LOG")
     chromium: Path | None = Field(None, alias="SLUICE_CHROMIUM")
     node_modules: Path | None = Field(None, alias="SLUICE_NODE_MODULES")

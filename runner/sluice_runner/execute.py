@@ -22,7 +22,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from sluice_runner import node
+from sluice_runner import node, progress
 from sluice_runner.browser import ensure_ffmpeg_link
 from sluice_runner.config import Settings
 from sluice_runner.errors import InfrastructureError
@@ -69,6 +69,11 @@ class Outputs:
         return self.root / "raw-results.json"
 
     @property
+    def progress(self) -> Path:
+        """Live progress events (JSON lines) the test command writes and the runner publishes."""
+        return self.root / "progress-events.jsonl"
+
+    @property
     def html(self) -> Path:
         return self.root / "html-report"
 
@@ -96,6 +101,8 @@ def pytest_command(
         f"--sluice-results={outputs.raw_results}",
         "-rfE",
     ]  # fmt: skip
+    if settings.redis_url:  # the live channel (progress.py)
+        argv += ["-p", "sluice_runner.pytest_progress", f"--sluice-progress={outputs.progress}"]
     if settings.sharded:
         argv.append(f"--sluice-shard={settings.shard}/{settings.shard_total}")
     if chromium is not None:
@@ -134,12 +141,24 @@ def node_command(modules: Path, wrapper: Path, settings: Settings, args: list[st
 
 def child_env(settings: Settings) -> dict[str, str]:
     env = dict(os.environ)
+    for name in progress.SECRET_ENV:  # the live channel's credential stays in the runner
+        env.pop(name, None)
     env["SLUICE_RUNNER_CHILD"] = "1"
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(_PACKAGE_ROOT), env.get("PYTHONPATH")) if p)
     env["PLAYWRIGHT_HTML_OPEN"] = "never"
     if settings.base_url:
         env["BASE_URL"] = settings.base_url
     return env
+
+
+def with_progress_reporter(settings: Settings, outputs: Outputs, config: dict[str, object]) -> dict[str, object]:
+    """With the live channel on, add the progress reporter (node.py) writing to outputs.progress."""
+    if not settings.redis_url:
+        return config
+    outputs.root.mkdir(parents=True, exist_ok=True)
+    reporter = node.write_progress_reporter(outputs.root)
+    reporters = list(config["reporter"])  # type: ignore[call-overload]
+    return {**config, "reporter": [*reporters, [str(reporter), {"outputFile": str(outputs.progress)}]]}
 
 
 def prepare_node(settings: Settings, suite: Path, outputs: Outputs, chromium: Path | None) -> list[str]:
@@ -149,7 +168,8 @@ def prepare_node(settings: Settings, suite: Path, outputs: Outputs, chromium: Pa
     ensure_ffmpeg_link(modules)
     explicit, args = node.split_config_arg(list(settings.args))
     user_config = node.find_user_config(suite, explicit)
-    wrapper = node.write_wrapper(suite, user_config, wrapper_settings(settings, outputs, chromium))
+    config = with_progress_reporter(settings, outputs, wrapper_settings(settings, outputs, chromium))
+    wrapper = node.write_wrapper(suite, user_config, config)
     return node_command(modules, wrapper, settings, args)
 
 

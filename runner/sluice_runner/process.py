@@ -20,7 +20,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -55,6 +55,8 @@ class Supervisor:
         self._child: subprocess.Popen[bytes] | None = None
         self._stop = StopPolicy()
         self._lock = threading.Lock()
+        # Also given every output line of the child (the live channel's console events); must not block.
+        self.on_line: Callable[[str], None] | None = None
 
     @property
     def interrupted(self) -> bool:
@@ -92,7 +94,7 @@ class Supervisor:
         )
         with self._lock:
             self._child, self._stop = child, stop
-        reader = threading.Thread(target=_pump, args=(child, tail, echo), daemon=True)
+        reader = threading.Thread(target=_pump, args=(child, tail, echo, self.on_line), daemon=True)
         reader.start()
         if self.interrupted:  # a signal arrived between the last step and this spawn
             self._signal(child, stop)
@@ -138,7 +140,12 @@ def _killpg(pgid: int, signum: int) -> None:
         pass
 
 
-def _pump(child: subprocess.Popen[bytes], tail: collections.deque[str], echo: bool) -> None:
+def _pump(
+    child: subprocess.Popen[bytes],
+    tail: collections.deque[str],
+    echo: bool,
+    on_line: Callable[[str], None] | None = None,
+) -> None:
     assert child.stdout is not None
     out = sys.stdout.buffer
     for line in iter(child.stdout.readline, b""):
@@ -148,5 +155,11 @@ def _pump(child: subprocess.Popen[bytes], tail: collections.deque[str], echo: bo
                 out.flush()
             except (OSError, ValueError):
                 echo = False
-        tail.append(line.decode("utf-8", "replace"))
+        text = line.decode("utf-8", "replace")
+        tail.append(text)
+        if on_line is not None:
+            try:
+                on_line(text)
+            except Exception:  # noqa: BLE001 - a broken listener must not stop the pump
+                on_line = None
     child.stdout.close()

@@ -1,8 +1,11 @@
 """Pure renderers of the objects an attempt needs: the runner Job and the inline-source ConfigMap.
 
 The Job follows the API contract (labels, ownerReference, deadline, backoffLimit 0, a
-podFailurePolicy that fails the Job on runner exit code 2, TTL, Indexed when sharded) and
-carries the runner protocol in its environment. Nothing the user wrote reaches a shell: the
+podFailurePolicy that fails the Job on an eviction and on runner exit code 2, TTL, Indexed when
+sharded) and carries the runner protocol in its environment. It is built in parts, each a small
+function: the env (`_env`), the volumes (`_volumes`), the container, the pod spec, the Job spec.
+They never call the API, read the clock or decide whether an execution may run (that is
+policy/validate.py, which compares `container_resources` before any Job is created). Nothing the user wrote reaches a shell: the
 command is a fixed argv and user args travel as a JSON list in SLUICE_ARGS.
 
 Nothing the user wrote is expanded either: the kubelet expands `$(VAR)` in env values (and `$$`
@@ -15,6 +18,7 @@ with a read-only root file system; the only writable places are emptyDirs: the w
 """
 from __future__ import annotations
 
+import copy
 import json
 
 from sluice_runner.errors import ErrorClass, ExitCode
@@ -139,7 +143,7 @@ def _env(namespace: str, name: str, attempt: int, eff: EffectiveSpec) -> list[di
 
 def container_resources(eff: EffectiveSpec, settings: Settings) -> dict:
     """The runner container's requests and limits: the operator's settings under the spec's.
-    policy/validate.py compares these (requests <= limits) before the Job is ever created."""
+    policy/checks/runner.py compares these (requests <= limits) before the Job is ever created."""
     requests = {"cpu": settings.runner_cpu_request, "memory": settings.runner_memory_request}
     limits = {"cpu": settings.runner_cpu_limit, "memory": settings.runner_memory_limit}
     res = eff.runner.resources
@@ -175,10 +179,25 @@ def _volumes(namespace: str, name: str, eff: EffectiveSpec) -> tuple[list[dict],
     return volumes, mounts
 
 
-def render_job(namespace: str, name: str, uid: str, attempt: int, eff: EffectiveSpec, settings: Settings) -> dict:
-    spec = eff.spec
+CONTAINER_SECURITY = {
+    "allowPrivilegeEscalation": False,
+    "readOnlyRootFilesystem": True,
+    "runAsNonRoot": True,
+    "runAsUser": RUNNER_UID,
+    "runAsGroup": RUNNER_UID,
+    "capabilities": {"drop": ["ALL"]},
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+POD_SECURITY = {
+    "runAsNonRoot": True, "runAsUser": RUNNER_UID, "runAsGroup": RUNNER_UID, "fsGroup": RUNNER_UID,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+
+
+def _container(namespace: str, name: str, attempt: int, eff: EffectiveSpec, settings: Settings,
+               mounts: list[dict]) -> dict:
+    """The one `runner` container: fixed argv, the runner protocol's env, non-root and read-only."""
     runner = eff.runner
-    volumes, mounts = _volumes(namespace, name, eff)
     container = {
         "name": "runner",
         "image": runner.image or settings.runner_image,
@@ -189,62 +208,72 @@ def render_job(namespace: str, name: str, uid: str, attempt: int, eff: Effective
         "volumeMounts": mounts,
         "workingDir": WORK_MOUNT,
         "terminationMessagePolicy": "FallbackToLogsOnError",
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True,
-            "runAsNonRoot": True,
-            "runAsUser": RUNNER_UID,
-            "runAsGroup": RUNNER_UID,
-            "capabilities": {"drop": ["ALL"]},
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": copy.deepcopy(CONTAINER_SECURITY),
     }
     if runner.env_from:
         container["envFrom"] = [e.wire() for e in runner.env_from]
-    service_account = runner.service_account_name or settings.runner_service_account or None
-    pod_labels = {**(runner.pod_labels or {}), **labels_for(name, spec.queue, attempt)}
+    return container
+
+
+def _pod_spec(container: dict, volumes: list[dict], eff: EffectiveSpec, settings: Settings) -> dict:
+    """The pod: never restarted, no service-account token unless the execution names an account."""
+    runner = eff.runner
     pod_spec: dict = {
         "restartPolicy": "Never",
         "containers": [container],
         "volumes": volumes,
         "terminationGracePeriodSeconds": settings.termination_grace_seconds,
         "automountServiceAccountToken": bool(runner.service_account_name),
-        "securityContext": {
-            "runAsNonRoot": True, "runAsUser": RUNNER_UID, "runAsGroup": RUNNER_UID, "fsGroup": RUNNER_UID,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": copy.deepcopy(POD_SECURITY),
         "enableServiceLinks": False,
     }
+    service_account = runner.service_account_name or settings.runner_service_account or None
     if service_account:
         pod_spec["serviceAccountName"] = service_account
     if runner.node_selector:
         pod_spec["nodeSelector"] = dict(runner.node_selector)
     if runner.tolerations:
         pod_spec["tolerations"] = [t.wire() for t in runner.tolerations]
+    return pod_spec
+
+
+def _job_spec(pod_template: dict, eff: EffectiveSpec, settings: Settings) -> dict:
+    """Deadline, TTL, the podFailurePolicy, and no Job-level retries (the operator's own, with backoff)."""
+    shards = eff.spec.shards
     job_spec: dict = {
         "activeDeadlineSeconds": eff.timeout_seconds,
-        "completions": spec.shards,
-        "parallelism": spec.shards,
+        "completions": shards,
+        "parallelism": shards,
         "ttlSecondsAfterFinished": settings.job_ttl_seconds,
         "podFailurePolicy": {"rules": [dict(rule) for _, rule in POD_FAILURE_RULES]},
-        "template": {
-            "metadata": {"labels": pod_labels, "annotations": dict(runner.pod_annotations or {})},
-            "spec": pod_spec,
-        },
+        "template": pod_template,
     }
-    if spec.shards > 1:
+    if shards > 1:
         # Every shard runs once and all shards finish, so the attempt reports every shard's results.
         job_spec["completionMode"] = "Indexed"
         job_spec["backoffLimitPerIndex"] = 0
-        job_spec["maxFailedIndexes"] = spec.shards
+        job_spec["maxFailedIndexes"] = shards
     else:
         job_spec["backoffLimit"] = 0
+    return job_spec
+
+
+def render_job(namespace: str, name: str, uid: str, attempt: int, eff: EffectiveSpec, settings: Settings) -> dict:
+    """The attempt's Job, owned by the execution, with Sluice's labels on the Job and its pods."""
+    runner = eff.runner
+    volumes, mounts = _volumes(namespace, name, eff)
+    container = _container(namespace, name, attempt, eff, settings, mounts)
+    pod_labels = {**(runner.pod_labels or {}), **labels_for(name, eff.spec.queue, attempt)}
+    template = {
+        "metadata": {"labels": pod_labels, "annotations": dict(runner.pod_annotations or {})},
+        "spec": _pod_spec(container, volumes, eff, settings),
+    }
     return {
         "apiVersion": "batch/v1", "kind": "Job",
         "metadata": {
             "name": job_name(name, attempt), "namespace": namespace,
-            "labels": labels_for(name, spec.queue, attempt),
+            "labels": labels_for(name, eff.spec.queue, attempt),
             "ownerReferences": [owner_reference(name, uid)],
         },
-        "spec": job_spec,
+        "spec": _job_spec(template, eff, settings),
     }

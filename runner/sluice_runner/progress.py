@@ -227,6 +227,15 @@ def make_client(url: str, password: str | None) -> Any:
     from redis.backoff import NoBackoff
     from redis.retry import Retry
 
+    # The runner's ACL user may only XADD and EXPIRE: no CLIENT SETINFO / MAINT_NOTIFICATIONS
+    # on connect (redis-py ignores their refusal, but Redis would log each one in its ACL LOG).
+    quiet: dict[str, Any] = {"driver_info": None}
+    try:
+        from redis.maint_notifications import MaintNotificationsConfig
+
+        quiet["maint_notifications_config"] = MaintNotificationsConfig(enabled=False)
+    except ImportError:  # redis-py < 7
+        quiet = {"lib_name": None, "lib_version": None}
     return redis.Redis.from_url(
         url,
         password=password or None,
@@ -234,7 +243,7 @@ def make_client(url: str, password: str | None) -> Any:
         socket_connect_timeout=SOCKET_TIMEOUT_SECONDS,
         retry=Retry(NoBackoff(), 0),
         health_check_interval=0,
-        driver_info=None,  # no CLIENT SETINFO: the runner's ACL user may only XADD and EXPIRE
+        **quiet,
     )
 
 
@@ -327,6 +336,7 @@ class EventWriter:
         self.events = 0
         self.seconds = 0.0
         self.max_seconds = 0.0
+        self.samples: list[float] = []
 
     def write(self, event: Mapping[str, Any], started: float | None = None) -> None:
         """Append one event; `started` (perf_counter) lets callers count their own work too."""
@@ -337,6 +347,7 @@ class EventWriter:
             return  # a full disk must not fail a test; progress is best effort
         spent = time.perf_counter() - t0
         self.events += 1
+        self.samples.append(round(spent * 1000, 4))
         self.seconds += spent
         self.max_seconds = max(self.max_seconds, spent)
 
@@ -346,6 +357,7 @@ class EventWriter:
             "events": self.events,
             "meanMs": round(self.seconds / self.events * 1000, 4) if self.events else 0.0,
             "maxMs": round(self.max_seconds * 1000, 4),
+            "samplesMs": self.samples[:50],
         }
         try:
             self._file.write(json.dumps(stats) + "\n")

@@ -55,7 +55,7 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/*
 RUN --mount=type=bind,from=wheel,source=/wheels,target=/wheels \
     pip install --no-cache-dir \
-        "playwright==1.65.2" "pytest==9.2.0" "pytest-playwright==0.10.0" \
+        "playwright==1.65.2" "pytest==9.2.0" "pytest-playwright==0.10.0" "pytest-html==4.2.0" \
         "pydantic==2.14.3" "pydantic-settings==2.14.1" "boto3==1.43.11" \
     && pip install --no-cache-dir --no-deps /wheels/sluice-*.whl
 COPY --from=node-modules /opt/sluice/node/node_modules /usr/local/lib/node_modules
@@ -73,7 +73,7 @@ RUN set -eu; \
         ln -sf /usr/bin/ffmpeg "$PLAYWRIGHT_BROWSERS_PATH/ffmpeg-$rev/ffmpeg-linux"; \
     done; \
     useradd --uid 65532 --user-group --home-dir /home/runner --create-home --shell /usr/sbin/nologin runner; \
-    python -c "import sluice_runner, pytest_playwright"
+    python -c "import sluice_runner, pytest_playwright, pytest_html"
 USER 65532:65532
 WORKDIR /home/runner
 CMD ["python", "-m", "sluice_runner"]

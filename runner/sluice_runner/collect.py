@@ -3,11 +3,15 @@
     junit.xml  results.json  report/index.html  traces/*.zip  videos/*.webm  screenshots/*.png
 
 Frameworks put traces, videos and screenshots in one folder per test
-(`test-results/<test>/trace.zip`, ...); here they are flattened to `<kind>/<test>.<ext>` (or
-`<kind>/<test>-<file>` when a test has several) so the lists in the termination message are
-short, and each test's artifact paths in the results become keys relative to the tree's root.
-Only files under the framework's output folder are picked up, never arbitrary paths a suite
-named. results.json itself is written by the CLI at the end (it carries the phase timings).
+(`test-results/<test>/trace.zip`, ...); here they are flattened as layout.py says
+(`<kind>/<test>.<ext>`, or `<kind>/<test>-<file>` when a test has several) so the lists in the
+termination message are short, and each test's artifact paths in the results become keys
+relative to the tree's root. Only files under the framework's output folder are picked up, never
+arbitrary paths a suite named. The HTML report is the framework's own, copied as written:
+Playwright's report folder for playwright-node, pytest-html's self-contained page for
+playwright-python (whose links to traces, videos and screenshots the pytest plugin pointed at
+these same keys). results.json itself is written by the CLI at the end (it carries the phase
+timings).
 """
 
 from __future__ import annotations
@@ -17,12 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sluice_runner.execute import Outputs
-from sluice_runner.htmlreport import render_report
+from sluice_runner.layout import REPORT_KEY, artifact_key
 from sluice_runner.results import Artifact, RunResults
-
-_KIND_DIRS = {"trace": "traces", "video": "videos", "screenshot": "screenshots"}
-_KIND_BY_SUFFIX = {".zip": "trace", ".webm": "video", ".png": "screenshot"}
-_CANONICAL = {"trace.zip", "video.webm"}
 
 
 @dataclass
@@ -35,15 +35,6 @@ class ArtifactTree:
     traces: list[str] = field(default_factory=list)
     videos: list[str] = field(default_factory=list)
     screenshots: list[str] = field(default_factory=list)
-
-
-def flat_name(test_results: Path, path: Path) -> str:
-    """`test-results/<test>/trace.zip` -> `<test>.zip`; other files -> `<test>-<file>`."""
-    rel = path.relative_to(test_results)
-    if len(rel.parts) == 1:
-        return rel.name
-    folder = "-".join(rel.parts[:-1])
-    return f"{folder}{path.suffix}" if rel.name in _CANONICAL else f"{folder}-{rel.name}"
 
 
 def collect(
@@ -62,30 +53,23 @@ def collect(
     keys: dict[Path, str] = {}
     base = outputs.test_results
     if base.is_dir():
-        # Dot-folders are Playwright's scratch space (.playwright-artifacts-N), not test output.
-        files = (
-            p for p in base.rglob("*") if p.is_file() and not p.relative_to(base).parts[0].startswith(".")
-        )
-        for path in sorted(files):
-            kind = _KIND_BY_SUFFIX.get(path.suffix)
-            if kind is None:
+        # Dot-folders are Playwright's scratch space (.playwright-artifacts-N), not test output:
+        # artifact_key skips them, and files of other kinds.
+        for path in sorted(p for p in base.rglob("*") if p.is_file()):
+            key = artifact_key(base, path)
+            if key is None:
                 continue
-            key = f"{_KIND_DIRS[kind]}/{flat_name(base, path)}"
             (dest / key).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(path, dest / key)
             keys[path.resolve()] = key
-            getattr(tree, _KIND_DIRS[kind]).append(key)
+            getattr(tree, key.split("/", 1)[0]).append(key)
 
     if results is not None:
         results = _with_keys(results, keys)
 
     if outputs.html.is_dir() and (outputs.html / "index.html").is_file():
         shutil.copytree(outputs.html, dest / "report", dirs_exist_ok=True)
-        tree.report = "report/index.html"
-    elif results is not None:
-        (dest / "report").mkdir(exist_ok=True)
-        (dest / "report" / "index.html").write_text(render_report(results, dest), encoding="utf-8")
-        tree.report = "report/index.html"
+        tree.report = REPORT_KEY
     return tree, results
 
 

@@ -1,10 +1,11 @@
 """Runs the suite's test command, one per framework, and reads back what it reported.
 
 playwright-python: `python -m pytest` with pytest-playwright (chromium, retain-on-failure traces
-and videos, screenshots on failure, junit XML) and our plugin (sharding, launch options, raw
-results). playwright-node: Playwright Test's CLI (what `npx playwright test` runs, but from the
-node_modules we chose, so npx can never fetch another version) with a generated config that wraps
-the suite's own (see node.py) and `--shard=i+1/N`.
+and videos, screenshots on failure, junit XML), pytest-html (one self-contained report page) and
+our plugin (sharding, launch options, raw results, the report's artifact links). playwright-node:
+Playwright Test's CLI (what `npx playwright test` runs, but from the node_modules we chose, so npx
+can never fetch another version) with a generated config that wraps the suite's own (see node.py)
+and `--shard=i+1/N`.
 
 Both write into one `Outputs` tree that collect.py turns into the artifact layout. The user's
 SLUICE_ARGS are appended as argv items: no shell ever sees them. This module decides nothing
@@ -14,7 +15,9 @@ process result, and verdict.py judges.
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import logging
 import os
 import shutil
 import signal
@@ -28,6 +31,8 @@ from sluice_runner.config import Settings
 from sluice_runner.errors import InfrastructureError
 from sluice_runner.process import ProcessResult, StopPolicy, Supervisor
 from sluice_runner.results import RunResults, parse_playwright_json, parse_pytest_raw
+
+log = logging.getLogger("sluice_runner")
 
 # Chromium as root in a container: no sandbox, small /dev/shm, and no network but the tests'.
 LAUNCH_ARGS = [
@@ -82,6 +87,23 @@ def _has_flag(args: list[str], flag: str) -> bool:
     return any(a == flag or a.startswith(flag + "=") for a in args)
 
 
+def drop_html_args(args: list[str]) -> list[str]:
+    """The suite's args without those that would move or disable the report the runner uploads:
+    `--html PATH`, `--html=PATH` and `-p no:html` (pytest-html's own flags stay)."""
+    out: list[str] = []
+    it = iter(args)
+    for arg in it:
+        if arg == "--html":
+            next(it, None)
+        elif arg == "-p":
+            value = next(it, None)
+            if value != "no:html":
+                out += [arg] if value is None else [arg, value]
+        elif not arg.startswith("--html=") and arg not in ("-pno:html", "-p=no:html"):
+            out.append(arg)
+    return out
+
+
 def pytest_command(
     settings: Settings, suite: Path, outputs: Outputs, chromium: Path | None, python: str = sys.executable
 ) -> list[str]:
@@ -101,6 +123,10 @@ def pytest_command(
         f"--sluice-results={outputs.raw_results}",
         "-rfE",
     ]  # fmt: skip
+    if importlib.util.find_spec("pytest_html") is not None:
+        argv += [f"--html={outputs.html / 'index.html'}", "--self-contained-html"]
+    else:
+        log.warning("pytest-html is not installed: this run has no HTML report (pip install 'sluice[runner]')")
     if settings.redis_url:  # the live channel (progress.py)
         argv += ["-p", "sluice_runner.pytest_progress", f"--sluice-progress={outputs.progress}"]
     if settings.sharded:
@@ -110,7 +136,7 @@ def pytest_command(
     argv += [f"--sluice-launch-arg={arg}" for arg in LAUNCH_ARGS]
     if settings.base_url and not _has_flag(settings.args, "--base-url"):
         argv.append(f"--base-url={settings.base_url}")
-    return argv + list(settings.args)
+    return argv + drop_html_args(list(settings.args))
 
 
 def wrapper_settings(settings: Settings, outputs: Outputs, chromium: Path | None) -> dict[str, object]:

@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
+import base64
+import html
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urljoin, urlsplit
 
 import pytest
+from sluice_runner.execute import LAUNCH_ARGS
 
 from tests.harness.s3 import S3Server
-from tests.runner.conftest import REPO, run_runner, runner_env, write_suite
+from tests.runner.conftest import REPO, RunnerRun, run_runner, runner_env, write_suite
 
 pytestmark = pytest.mark.runner
+CHROMIUM = os.environ.get("SLUICE_CHROMIUM") or "/usr/bin/chromium"
 
 PASSING = {
     # The suite's own launch args must be extended by the runner's, not lose its executable.
@@ -66,15 +74,29 @@ def test_passing_suite(tmp_path: Path, web_server: str) -> None:
     assert run.results["timings"]["tests"] > 0
 
 
-def test_failing_suite_uploads_screenshot_trace_video(
-    tmp_path: Path, web_server: str, s3_server: S3Server
-) -> None:
-    suite = write_suite(tmp_path / "suite", FAILING)
-    url = s3_server.url("runs/team-a/checkout/attempt-1/")
-    run = run_runner(tmp_path / "run", {
+@dataclass
+class FailingRun:
+    run: RunnerRun
+    url: str
+    prefix: str
+
+
+@pytest.fixture(scope="module")
+def failing_run(tmp_path_factory: pytest.TempPathFactory, web_server: str, s3_server: S3Server) -> FailingRun:
+    """FAILING run once through the runner into MinIO, for the tests that read what it uploaded."""
+    tmp = tmp_path_factory.mktemp("failing")
+    suite = write_suite(tmp / "suite", FAILING)
+    prefix = "runs/team-a/checkout/attempt-1/"
+    url = s3_server.url(prefix)
+    run = run_runner(tmp / "run", {
         "SLUICE_SOURCE_KIND": "configMap", "SLUICE_SOURCE_DIR": str(suite), "BASE_URL": web_server,
         "SLUICE_ARTIFACTS_URL": url, **s3_server.env(),
     })  # fmt: skip
+    return FailingRun(run, url, prefix)
+
+
+def test_failing_suite_uploads_screenshot_trace_video(failing_run: FailingRun, s3_server: S3Server) -> None:
+    run, url, prefix = failing_run.run, failing_run.url, failing_run.prefix
     assert run.returncode == 1, run.output
     msg = run.message
     assert (msg["outcome"], msg["errorClass"], msg["total"], msg["passed"], msg["failed"]) == (
@@ -90,7 +112,6 @@ def test_failing_suite_uploads_screenshot_trace_video(
     assert len(arts["traces"]) == len(arts["videos"]) == len(arts["screenshots"]) == 1
     assert all("test-wrong-heading" in key for key in arts["traces"] + arts["videos"] + arts["screenshots"])
 
-    prefix = "runs/team-a/checkout/attempt-1/"
     keys = set(s3_server.keys(prefix))
     listed = {
         prefix + k
@@ -114,8 +135,119 @@ def test_failing_suite_uploads_screenshot_trace_video(
     results = json.loads(s3_server.get(prefix + "results.json")[0])
     failed = [t for t in results["tests"] if t["outcome"] == "failed"]
     assert [a["path"] for a in failed[0]["artifacts"]] and "Something else" in failed[0]["error"]
-    html, _ = s3_server.get(prefix + "report/index.html")
-    assert b"test_wrong_heading" in html and b"data:image/png;base64," in html
+
+
+def report_tests(page: str) -> dict[str, list[dict[str, Any]]]:
+    """pytest-html's per-test data: the JSON it embeds in the page and renders with its script."""
+    blob = re.search(r'<div id="data-container" data-jsonblob="([^"]*)"', page)
+    assert blob, "no pytest-html data in the report"
+    return json.loads(html.unescape(blob[1]))["tests"]
+
+
+def assert_self_contained(page: str) -> None:
+    """Nothing the page needs is fetched: styles and script inline, no external sources."""
+    assert not re.search(r"<link\b", page, re.I), "external stylesheet"
+    assert not re.search(r"<script\b[^>]*\bsrc=", page, re.I), "external script"
+    assert not re.search(r"@import|url\(\s*['\"]?(?:https?:)?//", page, re.I), "CSS fetches something"
+    assert "<style" in page and "<script>" in page
+    for src in re.findall(r"\bsrc=\"([^\"]*)\"", page):
+        assert src == "" or src.startswith("data:"), src
+
+
+def test_report_is_pytest_html_with_artifact_links(failing_run: FailingRun, s3_server: S3Server) -> None:
+    prefix, arts = failing_run.prefix, failing_run.run.message["artifacts"]
+    page = s3_server.get(prefix + arts["report"])[0].decode()
+    assert "pytest-html" in page and "Sluice test report: team-a/checkout, attempt 1" in page
+    assert_self_contained(page)
+    tests = report_tests(page)
+    failed_id = "test_checkout.py::test_wrong_heading[chromium]"
+    assert set(tests) == {failed_id, "test_checkout.py::test_heading[chromium]"}
+    [row] = tests[failed_id]
+    assert '<td class="col-result">Failed</td>' in row["resultsTableRow"]
+    assert "Something else" in row["log"] and "AssertionError" in row["log"]
+    # The screenshot is embedded, byte for byte the one uploaded.
+    [image] = [e for e in row["extras"] if e["format_type"] == "image"]
+    data = image["content"].removeprefix("data:image/png;base64,")
+    assert image["content"].startswith("data:image/png;base64,")
+    assert base64.b64decode(data) == s3_server.get(prefix + arts["screenshots"][0])[0]
+    # Links to the screenshot, trace and video, relative to the page, name objects in the bucket.
+    links = {e["name"]: e["content"] for e in row["extras"] if e["format_type"] == "url"}
+    assert set(links) == {"Screenshot", "Trace", "Video"}
+    keys = set(s3_server.keys(prefix))
+    base = f"http://bucket/{prefix}{arts['report']}"
+    resolved = {name: urljoin(base, href).removeprefix("http://bucket/") for name, href in links.items()}
+    assert resolved == {
+        "Screenshot": prefix + arts["screenshots"][0],
+        "Trace": prefix + arts["traces"][0],
+        "Video": prefix + arts["videos"][0],
+    }
+    assert set(resolved.values()) <= keys
+    # pytest-playwright's own extras (links into test-results/, an embedded video) are replaced.
+    assert "test-results" not in page and "data:video" not in page
+    assert tests["test_checkout.py::test_heading[chromium]"][0]["extras"] == []
+
+
+def test_report_opens_in_chromium(failing_run: FailingRun, s3_server: S3Server) -> None:
+    """The uploaded page in a real browser, served from the bucket as stored (path-style URLs)."""
+    from playwright.sync_api import Route, expect, sync_playwright
+
+    prefix, arts = failing_run.prefix, failing_run.run.message["artifacts"]
+    origin = "http://artifacts.sluice.test/"
+    report_url = f"{origin}{s3_server.bucket}/{prefix}{arts['report']}"
+
+    def from_bucket(route: Route) -> None:
+        path = unquote(urlsplit(route.request.url).path)
+        bucket, _, key = path.lstrip("/").partition("/")
+        try:
+            body, ctype = s3_server.get(key)
+        except Exception:  # NoSuchKey: what S3 would answer
+            route.fulfill(status=404, body="no such key")
+            return
+        route.fulfill(status=200, body=body, headers={"Content-Type": ctype})
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+        try:
+            context = browser.new_context()
+            requests: list[str] = []
+            context.on("request", lambda request: requests.append(request.url))
+            context.route(f"{origin}**", from_bucket)
+            page = context.new_page()
+            page.goto(report_url)
+            row = page.locator("tbody.results-table-row").filter(has_text="test_wrong_heading")
+            expect(row.locator("td.col-result")).to_have_text("Failed")
+            expect(row.locator("td.col-testId")).to_be_visible()
+            expect(row.locator(".log")).to_contain_text("Something else")  # failures open by default
+            screenshot = row.locator(".media img")
+            expect(screenshot).to_be_visible()
+            assert screenshot.evaluate("img => img.complete && img.naturalWidth") > 0
+            assert screenshot.get_attribute("src").startswith("data:image/png;base64,")
+            links = row.locator("a.col-links__extra")
+            expect(links).to_have_text(["Screenshot", "Trace", "Video"])
+            passed = page.locator("tbody.results-table-row").filter(has_text="test_heading")
+            expect(passed.locator("td.col-result")).to_have_text("Passed")
+            page.wait_for_load_state("networkidle")
+            loaded = [u for u in requests if not u.startswith("data:")]
+            assert loaded == [report_url], loaded  # self-contained: nothing else fetched
+
+            hrefs = links.evaluate_all("links => links.map(a => a.href)")
+            kinds = ("screenshots", "traces", "videos")
+            assert hrefs == [f"{origin}{s3_server.bucket}/{prefix}{arts[kind][0]}" for kind in kinds]
+            fetch = "async u => { const r = await fetch(u); return [r.status, r.headers.get('content-type')]; }"
+            got = [page.evaluate(fetch, href) for href in hrefs]
+            assert got == [[200, "image/png"], [200, "application/zip"], [200, "video/webm"]], got
+            # A click on the video link plays it straight from the bucket.
+            with context.expect_page() as opened:
+                links.filter(has_text="Video").click()
+            video_page = opened.value
+            video_page.wait_for_load_state()
+            loaded_video = video_page.locator("video").evaluate(
+                """v => new Promise(done => v.readyState >= 1 ? done(true)
+                     : (v.onloadedmetadata = () => done(true), v.onerror = () => done(false)))"""
+            )
+            assert loaded_video
+        finally:
+            browser.close()
 
 
 SHARDED = {
@@ -250,12 +382,14 @@ def test_sigterm_mid_run_saves_partial_results(tmp_path: Path, web_server: str, 
     msg = json.loads(Path(env["SLUICE_TERMINATION_LOG"]).read_text())
     assert (msg["outcome"], msg["errorClass"]) == ("error", "InfrastructureError")
     assert "interrupted" in msg["message"] and "partial results" in msg["message"]
-    assert msg["failed"] == 1 and msg["total"] < 21
+    assert msg["failed"] == 1 and msg["total"] < 21, output
     keys = set(s3_server.keys(prefix))
     assert {prefix + "results.json", prefix + "junit.xml", prefix + "report/index.html"} <= keys
     assert {prefix + k for k in msg["artifacts"]["screenshots"]} <= keys
     assert any("test-a-fails-first" in k for k in msg["artifacts"]["screenshots"])
     assert json.loads(s3_server.get(prefix + "results.json")[0])["interrupted"] is True
+    report = s3_server.get(prefix + "report/index.html")[0].decode()
+    assert "The run was interrupted" in report and "test_a_fails_first" in report
     assert _no_leftovers(env["SLUICE_WORK_DIR"])
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from sluice_runner.collect import flat_name
 from sluice_runner.errors import ConfigError
+from sluice_runner.layout import flat_name
 from sluice_runner.upload import content_type, parse_s3_url, plan_uploads, shard_dir
 
 

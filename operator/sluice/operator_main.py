@@ -20,6 +20,7 @@ from .handlers import register
 from .kube.client import Kube
 from .leader import LeaderElector, default_lease_namespace
 from .metrics import Metrics
+from .progress.relay import ProgressRelay
 
 log = logging.getLogger("sluice.operator")
 
@@ -63,6 +64,20 @@ async def _serve(metrics: Metrics, dispatcher: Dispatcher, settings: Settings) -
     return runner
 
 
+def connect_redis(settings: Settings):
+    """A redis.asyncio client for the progress relay, or None when no live channel is set up."""
+    if not settings.redis_url:
+        log.info("no SLUICE_REDIS_URL: live progress is off (everything else works)")
+        return None
+    import redis.asyncio as redis  # only needed with a live channel
+
+    try:
+        return redis.from_url(settings.redis_url, password=settings.redis_password or None,
+                              socket_timeout=5, socket_connect_timeout=5)
+    except ValueError as exc:
+        raise StartupError(f"bad SLUICE_REDIS_URL ({exc}): use redis://host:port or rediss://host:port") from None
+
+
 async def run_operator(kubeconfig: str | None = None, settings: Settings | None = None) -> None:
     settings = settings or load_settings()
     if kubeconfig:
@@ -80,6 +95,8 @@ async def run_operator(kubeconfig: str | None = None, settings: Settings | None 
     dispatcher.is_leader = elector.is_leader
     metrics = Metrics(lambda: dispatcher.view, settings, elector.is_leader, lambda: dispatcher.act.writes)
     dispatcher.set_metrics(metrics)
+    redis_client = connect_redis(settings)
+    dispatcher.plug(ProgressRelay(redis_client, dispatcher.write_progress, dispatcher._spawn))
     registry = kopf.OperatorRegistry()
     register(registry, dispatcher)
     try:
@@ -113,3 +130,5 @@ async def run_operator(kubeconfig: str | None = None, settings: Settings | None 
         await asyncio.gather(*tasks, return_exceptions=True)
     await http.cleanup()
     await kube.close()
+    if redis_client is not None:
+        await redis_client.aclose()

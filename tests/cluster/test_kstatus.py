@@ -35,7 +35,7 @@ def verdicts(helper: Path, objects: list[dict]) -> dict[str, str]:
 
 
 def test_kstatus_reads_every_phase_and_a_late_cancel(cluster, sluice, start_operator, kstatus):
-    start_operator(SLUICE_RUNNING_CAPACITY="10")
+    start_operator(running_capacity=10)
     sluice.create_queue("narrow", {"runningCapacity": 1})
     infra = json.dumps({"v": 1, "outcome": "error", "errorClass": "InfrastructureError", "message": "net down"})
     specs = {

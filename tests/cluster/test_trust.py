@@ -33,7 +33,7 @@ def _forged_job(ns: str, name: str, execution: str, attempt: int, parallelism: i
 
 def test_forged_jobs_neither_report_nor_hold_capacity(cluster, sluice, start_operator):
     batch = client.BatchV1Api(cluster.api_client())
-    start_operator(SLUICE_RUNNING_CAPACITY="2")
+    start_operator(running_capacity=2)
     # A suspended Job labelled for an execution, as wide as the whole cluster cap: it must hold nothing.
     batch.create_namespaced_job(sluice.ns, _forged_job(sluice.ns, "blocker-a1", "blocker", 1, parallelism=5,
                                                        suspend=True))

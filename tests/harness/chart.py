@@ -59,8 +59,13 @@ def find(objs: list[dict], kind: str, name: str | None = None, namespace: str | 
             and (namespace is None or o["metadata"].get("namespace") == namespace)]
 
 
+def operator_deployments(objs: list[dict]) -> list[dict]:
+    """The operator's Deployment (the chart may also deploy the live channel's Redis)."""
+    return [d for d in find(objs, "Deployment") if not d["metadata"]["name"].endswith("-redis")]
+
+
 def operator_env(objs: list[dict]) -> dict[str, str]:
-    (deploy,) = find(objs, "Deployment")
+    (deploy,) = operator_deployments(objs)
     (container,) = deploy["spec"]["template"]["spec"]["containers"]
     return {e["name"]: e.get("value") for e in container["env"]}
 

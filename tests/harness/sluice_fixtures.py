@@ -10,8 +10,8 @@ from .operator_proc import OperatorProcess
 from .sluice_api import Sluice
 
 ROOT = Path(__file__).resolve().parents[2]
-# Most status writes one execution may get in any test: a life is about 3 to 5 writes, plus at
-# most one position write a second (SLUICE_POSITION_INTERVAL_SECONDS) while it waits near the head.
+# Most status writes one execution may get in any test: a life is about 3 to 5 writes, plus
+# about log2(its first queue position) + 3 position and estimate writes while it waits.
 MAX_STATUS_WRITES_PER_EXECUTION = 60
 
 

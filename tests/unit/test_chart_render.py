@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from sluice.api.settings import Settings
-from tests.harness.chart import CHART, ROOT, find, helm, operator_env, template
+from tests.harness.chart import CHART, ROOT, find, helm, operator_deployments, operator_env, template
 from tests.harness.tools import HarnessError, ensure_bin_dir
 
 VALUE_SETS = {
@@ -68,6 +68,12 @@ def test_every_operator_setting_has_a_value_and_defaults_agree(bin_dir, monkeypa
     defaults = _settings_from({}, monkeypatch).model_dump()
     assert from_chart.pop("lease_namespace") == "sluice-system"  # the release namespace, not ""
     defaults.pop("lease_namespace")
+    # The chart deploys a Redis for the live channel by default; the operator alone has none.
+    assert from_chart.pop("redis_url") == "redis://operator@sluice-redis.sluice-system.svc:6379"
+    assert from_chart.pop("runner_redis_url") == "redis://runner@sluice-redis.sluice-system.svc:6379"
+    assert from_chart.pop("runner_redis_secret") == "sluice-redis-runner"
+    for name in ("redis_url", "runner_redis_url", "runner_redis_secret"):
+        defaults.pop(name)
     assert from_chart == defaults
 
 
@@ -78,10 +84,10 @@ def test_values_reach_the_settings(bin_dir, monkeypatch, tmp_path):
         "defaults": {"timeoutSeconds": 900, "retries": 0, "backoff": {"initialSeconds": 5, "factor": 1.5, "maxSeconds": 60}},
         "runner": {"image": {"repository": "registry.example/runner", "tag": "v9"}, "imagePullPolicy": "Always",
                    "resources": {"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"cpu": "2", "memory": "4Gi"}},
-                   "jobTTLSeconds": 10000000, "terminationGraceSeconds": 45, "podPendingGraceSeconds": 120},
+                   "jobTTLSeconds": 10000000, "terminationGraceSeconds": 45},
         "artifacts": {"bucket": "b", "prefix": "p/q", "endpoint": "http://minio:9000", "region": "eu-west-1",
                       "secretName": "s3"},
-        "dispatch": {"exactPositions": 10, "positionIntervalSeconds": 0.5, "positionWritesPerSecond": 25,
+        "dispatch": {"positionHead": 7, "positionHeadLagSeconds": 3, "positionWritesPerSecond": 25,
                      "queueStatusIntervalSeconds": 2, "resyncSeconds": 30, "writeConcurrency": 8},
         "leaderElection": {"leaseName": "l", "leaseNamespace": "elsewhere", "leaseDurationSeconds": 20, "renewSeconds": 4},
         "metrics": {"port": 9090}, "health": {"port": 9091},
@@ -95,11 +101,11 @@ def test_values_reach_the_settings(bin_dir, monkeypatch, tmp_path):
     assert (st.runner_cpu_request, st.runner_memory_request, st.runner_cpu_limit, st.runner_memory_limit) == \
         ("1", "2Gi", "2", "4Gi")
     assert st.runner_service_account == "sluice-runner"  # created in every watched namespace
-    assert (st.job_ttl_seconds, st.termination_grace_seconds, st.pod_pending_grace_seconds) == (10000000, 45, 120)
+    assert (st.job_ttl_seconds, st.termination_grace_seconds) == (10000000, 45)
     assert (st.artifacts_bucket, st.artifacts_prefix, st.artifacts_endpoint, st.artifacts_region,
             st.artifacts_secret) == ("b", "p/q", "http://minio:9000", "eu-west-1", "s3")
-    assert (st.exact_positions, st.position_interval_seconds, st.position_writes_per_second,
-            st.queue_status_interval_seconds, st.resync_seconds, st.write_concurrency) == (10, 0.5, 25, 2, 30, 8)
+    assert (st.position_head, st.position_head_lag_seconds, st.position_writes_per_second,
+            st.queue_status_interval_seconds, st.resync_seconds, st.write_concurrency) == (7, 3, 25, 2, 30, 8)
     assert (st.lease_name, st.lease_namespace, st.lease_duration_seconds, st.lease_renew_seconds) == \
         ("l", "elsewhere", 20, 4)
     assert (st.metrics_port, st.health_port) == (9090, 9091)
@@ -141,7 +147,7 @@ def test_watch_namespaces_get_roles_and_no_cluster_rights(bin_dir):
 
 def test_operator_pod_is_restricted_and_probed(bin_dir):
     objs = template(bin_dir, "replicas=2")
-    (deploy,) = find(objs, "Deployment")
+    (deploy,) = operator_deployments(objs)
     assert deploy["spec"]["replicas"] == 2
     pod = deploy["spec"]["template"]["spec"]
     assert pod["securityContext"]["runAsNonRoot"] is True
@@ -155,7 +161,7 @@ def test_operator_pod_is_restricted_and_probed(bin_dir):
     assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "health"}
     assert c["resources"]["requests"] and c["resources"]["limits"]["memory"]
     assert c["image"] == "ghcr.io/sluice-dev/sluice-operator:0.1.0"
-    (svc,) = find(objs, "Service")
+    (svc,) = [s for s in find(objs, "Service") if not s["metadata"]["name"].endswith("-redis")]
     assert svc["spec"]["selector"] == deploy["spec"]["selector"]["matchLabels"]
     assert svc["spec"]["ports"][0]["targetPort"] == "metrics"
 
@@ -174,3 +180,23 @@ def test_bad_values_fail_with_a_clear_message(bin_dir, bad, message):
     proc = helm(bin_dir, *args, check=False)
     assert proc.returncode != 0
     assert message in proc.stderr, proc.stderr
+
+
+def test_the_live_channel_is_deployed_by_default_or_taken_from_values_or_off(bin_dir, tmp_path):
+    """Three ways: the chart's own Redis (ACL users, generated passwords), an existing one, none."""
+    own = template(bin_dir, "watchNamespaces={team-a}")
+    (redis,) = [d for d in find(own, "Deployment") if d["metadata"]["name"] == "sluice-redis"]
+    assert "--aclfile" in redis["spec"]["template"]["spec"]["containers"][0]["args"]
+    acl = next(s for s in find(own, "Secret") if s["metadata"]["name"] == "sluice-redis")["stringData"]["users.acl"]
+    assert "user default off" in acl and "~sluice:progress:* -@all +xadd +expire" in acl
+    (runner_secret,) = find(own, "Secret", name="sluice-redis-runner", namespace="team-a")
+    assert runner_secret["stringData"]["password"] in acl
+    env = operator_env(own)
+    assert env["SLUICE_RUNNER_REDIS_URL"] == "redis://runner@sluice-redis.sluice-system.svc:6379"
+    existing = template(bin_dir, "redis.url=rediss://operator@redis.example:6380", "redis.existingSecret=mine")
+    assert not [d for d in find(existing, "Deployment") if d["metadata"]["name"].endswith("-redis")]
+    assert operator_env(existing)["SLUICE_REDIS_URL"] == "rediss://operator@redis.example:6380"
+    off = template(bin_dir, "redis.enabled=false")
+    env = operator_env(off)
+    assert (env["SLUICE_REDIS_URL"], env["SLUICE_RUNNER_REDIS_URL"], env["SLUICE_RUNNER_REDIS_SECRET"]) == ("", "", "")
+    assert not find(off, "Secret", name="sluice-redis")

@@ -89,8 +89,11 @@ def test_progress_redraws_in_place_on_a_tty():
     out = Tty()
     p = Progress(out)
     p.update([_t(phase="Queued")], 0)
-    p.update([_t(phase="Running")], 1)
-    assert "\x1b[2F" in out.getvalue() and out.getvalue().count("\x1b[2K") == 4
+    p.update([_t(phase="Running", attempt=1, progress={"total": 30, "done": 12, "failed": 1})], 1)
+    p.close()
+    text = out.getvalue()
+    assert "\x1b[1A" in text and "\x1b[2K" in text  # redrawn in place (cursor up, clear line)
+    assert "tx: Running, attempt 1, 12/30 tests, 1 failed" in text and "━" in text  # a bar, drawn by rich
 
 
 def test_summary_fits_80_columns_and_explains_failures():

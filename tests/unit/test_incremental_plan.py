@@ -40,7 +40,8 @@ class TwinSim(Sim):
 
     def step(self, seconds=0.0):
         self.now = T0 + timedelta(seconds=seconds) if seconds else self.now
-        fresh = Memo(position_written_at=copy.deepcopy(self.memo.position_written_at))
+        fresh = Memo(moved_at=copy.deepcopy(self.memo.moved_at), eta_written_at=copy.deepcopy(self.memo.eta_written_at),
+                     admissions=copy.deepcopy(self.memo.admissions))
         full = plan(copy.deepcopy(self.view), self.settings, self.now, self.first_seen, fresh)
         p = plan(self.view, self.settings, self.now, self.first_seen, self.memo, dirty=self.view.take_dirty())
         assert _summary(p) == _summary(full)
@@ -59,8 +60,8 @@ def _replace_spec(sim: Sim, name: str, **changes) -> None:
 @pytest.mark.parametrize("seed", range(12))
 def test_incremental_plans_equal_full_plans(seed):
     rng = random.Random(seed)
-    sim = TwinSim(Settings(running_capacity=4, queued_capacity=30, position_interval_seconds=0.5,
-                           position_writes_per_second=1000, exact_positions=5,
+    sim = TwinSim(Settings(running_capacity=4, queued_capacity=30, position_head_lag_seconds=0.5,
+                           position_writes_per_second=1000, position_head=5,
                            default_backoff_initial_seconds=1))
     sim.view.upsert_queue(queue("small", runningCapacity=2, queuedCapacity=6))
     sim.view.upsert_queue(queue("aging", runningCapacity=3, agingSeconds=4))

@@ -5,7 +5,7 @@ from hypothesis import given, settings, strategies as st
 from sluice.api.execution import Priority
 from sluice.queue.capacity import Occupancy, QueueLimits, plan_admissions
 from sluice.queue.ordering import Candidate, effective_rank, next_promotion, order
-from sluice.queue.positions import position_worth_writing, queue_positions
+from sluice.queue.positions import position_due, queue_positions
 
 from .builders import T0
 
@@ -63,13 +63,18 @@ def test_positions_count_per_queue_and_skip_admitted():
     assert queue_positions(ordered, {("ns", "a")}) == {("ns", "b"): 1, ("ns", "c"): 1, ("ns", "d"): 2}
 
 
-def test_position_write_budget():
-    assert position_worth_writing(3, None, 100, None, 1.0)
-    assert not position_worth_writing(3, 3, 100, 10, 1.0)
-    assert not position_worth_writing(3, 4, 100, 0.5, 1.0)  # cooldown
-    assert position_worth_writing(3, 4, 100, 1.5, 1.0)
-    assert not position_worth_writing(390, 400, 100, 5, 1.0)  # deep: only on large drift
-    assert position_worth_writing(290, 400, 100, 5, 1.0)
+def test_position_promise_rule():
+    from datetime import datetime, timedelta, timezone
+
+    now = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    moved = now - timedelta(seconds=1)
+    assert position_due(3, None, None, now, 10, 5.0) == now  # never written: now
+    assert position_due(3, 3, moved, now, 10, 5.0) is None  # true: nothing to do
+    assert position_due(3, 4, moved, now, 10, 5.0) == moved + timedelta(seconds=4)  # head: batched, inside 5 s
+    assert position_due(12, 9, moved, now, 10, 5.0) == moved + timedelta(seconds=4)  # leaving the head too
+    assert position_due(210, 400, moved, now, 10, 5.0) is None  # deep: within a factor of 2
+    assert position_due(200, 400, moved, now, 10, 5.0) == now  # half: rewrite now
+    assert position_due(800, 400, moved, now, 10, 5.0) == now  # twice: rewrite now
 
 
 @settings(max_examples=300, deadline=None)

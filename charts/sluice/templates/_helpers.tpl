@@ -86,3 +86,14 @@ app.kubernetes.io/part-of: sluice
   resources: ["events"]
   verbs: ["create", "patch"]
 {{- end }}
+
+{{/* The live channel's URLs ("" when off): operator and runners log in as their own ACL users. */}}
+{{- define "sluice.redisUrl" -}}
+{{- $user := index . 1 -}}{{- with index . 0 -}}
+{{- if .Values.redis.enabled -}}
+{{- if .Values.redis.url -}}{{ .Values.redis.url }}{{- else -}}
+redis://{{ $user }}@{{ include "sluice.fullname" . }}-redis.{{ .Release.Namespace }}.svc:6379
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}

@@ -209,11 +209,27 @@ class ArtifactLinks(WireModel):
     screenshots: list[str] = Field(default_factory=list)
 
 
+class Progress(WireModel):
+    """Live progress of the running attempt, relayed from the runner's Redis stream."""
+
+    total: int = 0
+    done: int = 0
+    passed: int = 0
+    failed: int = 0
+    skipped: int = 0
+    flaky: int = 0
+    percent: int = 0
+    summary: str | None = None  # "done/total", for kubectl's PROGRESS column
+    current_test: str | None = None
+    updated_at: datetime | None = None
+
+
 class TestExecutionStatus(WireModel):
     phase: Phase | None = None
     reason: str | None = None
     message: str | None = None
     queue_position: int | None = None
+    estimated_start_at: datetime | None = None  # while Queued: when it is expected to start
     queued_at: datetime | None = None
     started_at: datetime | None = None
     completed_at: datetime | None = None
@@ -224,4 +240,5 @@ class TestExecutionStatus(WireModel):
     attempts: list[AttemptRecord] = Field(default_factory=list)
     results: Results | None = None
     artifacts: ArtifactLinks | None = None
+    progress: Progress | None = None  # while Running (kept after): relayed from Redis
     conditions: list[Condition] = Field(default_factory=list)

@@ -31,12 +31,16 @@ class Settings(BaseSettings):
     artifacts_secret: str = Field("", description="Secret (in the execution's namespace) with AWS keys.")
     job_ttl_seconds: int = Field(3600, ge=0, description="ttlSecondsAfterFinished of runner Jobs.")
     termination_grace_seconds: int = 30
-    pod_pending_grace_seconds: int = Field(300, description="How long a runner pod may fail to pull its image.")
+    redis_url: str = Field("", description="Redis the operator reads live progress from (redis:// or rediss://); '' = no live channel.")
+    redis_password: str = Field("", description="Password of the operator's Redis user (from a Secret).")
+    runner_redis_url: str = Field("", description="Redis URL runner pods append progress to ('' = the same as redis_url).")
+    runner_redis_secret: str = Field(
+        "", description="Secret (in the execution's namespace) whose key `password` holds the runners' Redis password.")
     namespaces: str = Field("", description="Comma-separated namespaces to watch; empty = all.")
-    exact_positions: int = Field(100, ge=0, description="Queue positions kept exact this deep; deeper ones are written less often.")
-    position_interval_seconds: float = Field(1.0, description="Least time between two position writes to one execution.")
+    position_head: int = Field(10, ge=0, description="Queue ranks kept within position_head_lag_seconds of the truth; deeper ones within a factor of 2.")
+    position_head_lag_seconds: float = Field(5.0, gt=0, description="Most a head rank may lag behind the true rank.")
     position_writes_per_second: float = Field(
-        5.0, gt=0, description="Budget for queue-position updates (head of the queue first); phase changes are not limited.")
+        50.0, gt=0, description="Safety budget for position and estimate writes (most urgent first); phase changes are not limited.")
     queue_status_interval_seconds: float = 5.0
     resync_seconds: float = 60.0
     write_concurrency: int = 32

@@ -49,6 +49,13 @@ def build_parser() -> argparse.ArgumentParser:
     lg = sub.add_parser("logs", parents=[common], help="runner pod logs of the latest (or a given) attempt")
     lg.add_argument("name")
     lg.add_argument("--attempt", type=int, help="attempt number (default: the current one)")
+    lg.add_argument("-f", "--follow", action="store_true",
+                    help="follow the console live (from Redis when SLUICE_REDIS_URL is set, else the pod log)")
+
+    w = sub.add_parser("watch", parents=[common], help="live view: queues with ranks and ETAs, running with progress")
+    w.add_argument("name", nargs="?", help="only this execution")
+    w.add_argument("-A", "--all-namespaces", action="store_true", help="every namespace")
+    w.add_argument("--once", action="store_true", help="draw once and exit")
 
     a = sub.add_parser("artifacts", parents=[common], help="artifact links, presigned when S3 credentials are at hand")
     a.add_argument("name")

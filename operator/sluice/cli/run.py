@@ -115,6 +115,10 @@ def progress_text(t: Tracked, now: float | None = None) -> str:
             parts.append("queue paused")
     if st.get("attempt"):
         parts.append(f"attempt {st['attempt']}")
+    progress = st.get("progress") or {}
+    if phase == "Running" and progress.get("total"):
+        parts.append(f"{progress.get('done', 0)}/{progress['total']} tests"
+                     + (f", {progress['failed']} failed" if progress.get("failed") else ""))
     if phase == "BackingOff" and st.get("nextAttemptAt"):
         parts.append(f"next attempt at {st['nextAttemptAt']}")
     results = st.get("results") or {}
@@ -147,30 +151,50 @@ def summary_lines(tracked: list[Tracked]) -> list[str]:
 
 
 class Progress:
-    """Live progress: redrawn in place on a terminal, one line per change otherwise."""
+    """Live progress: bars redrawn in place on a terminal (rich), one plain line per change
+    otherwise (what CI logs want)."""
 
     def __init__(self, stream=None):
         self.stream = stream or sys.stdout
         self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
-        self.drawn = 0
         self.last: dict[str, str] = {}
+        self.live = None
+
+    def _view(self, tracked: list[Tracked], elapsed: float):
+        from rich.progress_bar import ProgressBar
+        from rich.table import Table
+
+        grid = Table.grid(padding=(0, 1))
+        for t in tracked:
+            p = t.status.get("progress") or {}
+            total, done = int(p.get("total") or 0), int(p.get("done") or 0)
+            if t.phase in TERMINAL and (t.status.get("results") or {}).get("total"):
+                total = done = int(t.status["results"]["total"])
+            grid.add_row(ProgressBar(total=max(total, 1), completed=done, width=24), shorten(progress_text(t), 60))
+        grid.add_row("", f"waiting {int(elapsed)}s")
+        return grid
 
     def update(self, tracked: list[Tracked], elapsed: float) -> None:
-        lines = [progress_text(t) for t in tracked]
         if self.tty:
-            out = ""
-            if self.drawn:
-                out += f"\x1b[{self.drawn}F"  # back to the first line drawn
-            for line in lines + [f"waiting {int(elapsed)}s"]:
-                out += "\x1b[2K" + shorten(line, 79) + "\n"
-            self.stream.write(out)
-            self.drawn = len(lines) + 1
-        else:
-            for t, line in zip(tracked, lines):
-                if self.last.get(t.name) != line:
-                    self.last[t.name] = line
-                    self.stream.write(line + "\n")
+            from rich.console import Console
+            from rich.live import Live
+
+            if self.live is None:
+                self.live = Live(self._view(tracked, elapsed), console=Console(file=self.stream), auto_refresh=False)
+                self.live.start()
+            self.live.update(self._view(tracked, elapsed), refresh=True)
+            return
+        for t in tracked:
+            line = progress_text(t)
+            if self.last.get(t.name) != line:
+                self.last[t.name] = line
+                self.stream.write(line + "\n")
         self.stream.flush()
+
+    def close(self) -> None:
+        if self.live is not None:
+            self.live.stop()
+            self.live = None
 
 
 def create_all(conn, docs: list[dict]) -> list[Tracked]:
@@ -199,6 +223,13 @@ def create_all(conn, docs: list[dict]) -> list[Tracked]:
 def follow(conn, tracked: list[Tracked], timeout: float | None) -> bool:
     """Polls until every execution is terminal; False when `timeout` ran out first."""
     progress = Progress()
+    try:
+        return _poll(conn, tracked, timeout, progress)
+    finally:
+        progress.close()
+
+
+def _poll(conn, tracked: list[Tracked], timeout: float | None, progress: Progress) -> bool:
     began = time.monotonic()
     while True:
         for t in tracked:

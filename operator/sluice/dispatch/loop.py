@@ -17,6 +17,7 @@ import time
 from datetime import datetime, timezone
 from typing import Awaitable, Callable, Protocol
 
+from ..api.execution import Progress
 from ..api.settings import Settings
 from ..cache import assumptions as A
 from ..cache.view import ClusterView, Key
@@ -68,6 +69,17 @@ class Dispatcher:
 
     def plug(self, subsystem: Subsystem) -> None:
         self.subsystems.append(subsystem)
+
+    def write_progress(self, key: Key, progress: Progress) -> None:
+        """The progress relay's way in: a status with only `progress` changed, through the same
+        writer (and the same rules of whose status wins) as the planner's own writes."""
+        rec = self.view.executions.get(key)
+        if rec is None or rec.status.phase is None:
+            return
+        st = rec.status.model_copy(deep=True)
+        st.progress = progress
+        if A.assume_status(self.view, self.assumed, key, st, None):
+            self.act.carry_out(A.Effects(status_writers=[key]))
 
     def set_metrics(self, metrics) -> None:
         self.metrics = self.act.metrics = metrics

@@ -95,6 +95,18 @@ GIT_SECRET_KEYS = (
 )
 
 
+def live_channel_env(settings: Settings) -> list[dict]:
+    """Where the runner appends its progress events (Redis), as its own append-only ACL user;
+    the password comes from a Secret in the execution's namespace, never from the spec."""
+    env = []
+    if settings.runner_redis_url:
+        env.append({"name": "SLUICE_REDIS_URL", "value": literal(settings.runner_redis_url)})
+        if settings.runner_redis_secret:
+            env.append({"name": "SLUICE_REDIS_PASSWORD", "valueFrom": {"secretKeyRef": {
+                "name": settings.runner_redis_secret, "key": "password", "optional": True}}})
+    return env
+
+
 def _env(namespace: str, name: str, attempt: int, eff: EffectiveSpec) -> list[dict]:
     spec = eff.spec
     src = spec.source
@@ -203,7 +215,7 @@ def _container(namespace: str, name: str, attempt: int, eff: EffectiveSpec, sett
         "image": runner.image or settings.runner_image,
         "imagePullPolicy": runner.image_pull_policy or settings.runner_image_pull_policy,
         "command": list(RUNNER_COMMAND),
-        "env": _env(namespace, name, attempt, eff),
+        "env": _env(namespace, name, attempt, eff) + live_channel_env(settings),
         "resources": container_resources(eff, settings),
         "volumeMounts": mounts,
         "workingDir": WORK_MOUNT,

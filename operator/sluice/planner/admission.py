@@ -7,7 +7,8 @@ status writes and Job creates. Pure: never any I/O, never touches the view.
 """
 from __future__ import annotations
 
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from ..api.effective import effective_spec
 from ..api.execution import Phase
@@ -17,7 +18,7 @@ from ..kube.names import job_name
 from ..kube.render import render_job, render_source_config_map
 from ..queue.capacity import Occupancy, QueueLimits, plan_admissions
 from ..queue.ordering import Candidate, next_promotion, order
-from ..queue.positions import position_worth_writing, queue_positions
+from ..queue.positions import ETA_REWRITE_SECONDS, eta_drifted, position_due, queue_positions
 from ..status.transitions import to_queued, to_running, to_terminal
 from .lifecycle import event_for
 from .model import Context, CreateAttempt, Plan, StatusWrite
@@ -50,12 +51,6 @@ def _admit(c: Candidate, ctx: Context, plan: Plan) -> None:
     ))
 
 
-def _waiting_message(queue: str, paused: bool, position: int | None) -> tuple[str, str]:
-    if paused:
-        return "QueuePaused", f"queue {queue!r} is paused"
-    return "Queued", f"waiting in queue {queue!r} at position {position}"
-
-
 def _full_message(c: Candidate, in_queue: int, qspec: TestQueueSpec, total: int, ctx: Context) -> str | None:
     """Why a new execution cannot join (its queue or Sluice is full), or None."""
     if in_queue >= qspec.queued_capacity:
@@ -67,8 +62,45 @@ def _full_message(c: Candidate, in_queue: int, qspec: TestQueueSpec, total: int,
     return None
 
 
-def _join(new: list[Candidate], per_queue: dict, total: int, positions: dict[Key, int], ctx: Context,
-          plan: Plan) -> None:
+@dataclass
+class Waiting:
+    """Why and how long a queued candidate waits: what its status says (`waiting_status`)."""
+
+    rank: int
+    reason: str
+    message: str
+    eta: datetime | None
+
+
+def _why(c: Candidate, qspec: TestQueueSpec, occ: Occupancy, ctx: Context) -> tuple[str, str]:
+    """The reason it waits and the numbers that go with it (after this pass's admissions)."""
+    used, cap = occ.of(c.queue_key), qspec.running_capacity
+    if qspec.paused:
+        return "QueuePaused", f"queue {c.queue} is paused"
+    if used + c.shards > cap:
+        return ("QueueAtCapacity" if c.shards == 1 or used >= cap else "WaitingForSlots",
+                f"queue {c.queue}: {used}/{cap} running" + (f", needs {c.shards} slots" if c.shards > 1 else ""))
+    total, gcap = occ.used, ctx.settings.running_capacity
+    if total + c.shards > gcap:
+        return ("ClusterAtCapacity" if c.shards == 1 or total >= gcap else "WaitingForSlots",
+                f"Sluice: {total}/{gcap} slots running cluster-wide")
+    return "Queued", f"queue {c.queue}: {used}/{cap} running"
+
+
+def _waiting(c: Candidate, rank: int, qspec: TestQueueSpec, occ: Occupancy, ctx: Context) -> Waiting:
+    reason, numbers = _why(c, qspec, occ, ctx)
+    eta = None if qspec.paused else ctx.memo.admission_rate(c.queue_key).estimate(rank, ctx.now)
+    when = f"expected ~{eta:%H:%M:%S}" if eta else "no admissions measured yet: no estimate"
+    return Waiting(rank, reason, f"{numbers}, {rank - 1} ahead, {when}", eta)
+
+
+def _set_waiting(st, w: Waiting, queued_at: datetime, ctx: Context, generation: int) -> None:
+    to_queued(st, w.reason, w.message, w.rank, queued_at, ctx.now, generation)
+    st.estimated_start_at = w.eta
+
+
+def _join(new: list[Candidate], per_queue: dict, total: int, positions: dict[Key, int], occ: Occupancy,
+          ctx: Context, plan: Plan) -> None:
     """New executions join their queue if it has room, oldest first; the rest are rejected."""
     new.sort(key=lambda c: (c.created, c.queued_at, c.name, c.namespace))
     for c in new:
@@ -84,17 +116,16 @@ def _join(new: list[Candidate], per_queue: dict, total: int, positions: dict[Key
             continue
         per_queue[c.queue_key] = in_queue + 1
         total += 1
-        reason, message = _waiting_message(c.queue, qspec.paused, positions.get(c.key))
-        to_queued(st, reason, message, positions.get(c.key), c.queued_at, ctx.now, rec.generation)
+        _set_waiting(st, _waiting(c, positions[c.key], qspec, occ, ctx), c.queued_at, ctx, rec.generation)
         plan.writes.append(StatusWrite(c.key, st, None))  # waiting is not worth an Event each
-        ctx.memo.position_written_at[c.key] = ctx.now
+        ctx.memo.eta_written_at[c.key] = ctx.now
         source = render_source_config_map(rec.namespace, rec.name, rec.uid,
                                           effective_spec(rec.spec, qspec.defaults, ctx.settings))
         if source is not None:
             plan.sources.append((c.key, source))
 
 
-def _queue_or_reject(waiting: list[Candidate], admitted: set[Key], positions: dict[Key, int],
+def _queue_or_reject(waiting: list[Candidate], admitted: set[Key], positions: dict[Key, int], occ: Occupancy,
                      ctx: Context, plan: Plan) -> None:
     """New executions join their queue if it has room; Queued ones get their position."""
     per_queue: dict[tuple[str, str], int] = {}
@@ -112,47 +143,56 @@ def _queue_or_reject(waiting: list[Candidate], admitted: set[Key], positions: di
             queued.append((c, rec))
         else:
             new.append(c)
-    _join(new, per_queue, total, positions, ctx, plan)
-    _update_positions(queued, positions, ctx, plan)
+    _join(new, per_queue, total, positions, occ, ctx, plan)
+    _update_positions(queued, positions, occ, ctx, plan)
+
+
+def _due(c: Candidate, rec: ExecutionRecord, rank: int, qspec: TestQueueSpec, ctx: Context) -> datetime | None:
+    """When this waiter's status must be rewritten (position promise, a pause, a far-off estimate)."""
+    memo, now, st, settings = ctx.memo, ctx.now, rec.status, ctx.settings
+    if st.queue_position == rank:
+        memo.moved_at.pop(c.key, None)
+    else:
+        memo.moved_at.setdefault(c.key, now)
+    if qspec.paused != (st.reason == "QueuePaused"):
+        return now
+    due = position_due(rank, st.queue_position, memo.moved_at.get(c.key), now, settings.position_head,
+                       settings.position_head_lag_seconds)
+    if due is None and not qspec.paused:
+        last = memo.eta_written_at.get(c.key)
+        if last is None or (now - last).total_seconds() >= ETA_REWRITE_SECONDS:
+            eta = memo.admission_rate(c.queue_key).estimate(rank, now)
+            if eta_drifted(eta, st.estimated_start_at, now):
+                due = now
+    return due
 
 
 def _update_positions(queued: list[tuple[Candidate, ExecutionRecord]], positions: dict[Key, int],
-                      ctx: Context, plan: Plan) -> None:
-    """Rewrites positions that moved, head of each queue first, within the position budget.
+                      occ: Occupancy, ctx: Context, plan: Plan) -> None:
+    """Rewrites the waiters whose promise falls due, most urgent first, within the write budget.
 
-    Runs over every waiter on every pass, so the common case (nothing moved) is checked first.
+    Runs over every waiter on every pass, so the common case (nothing due) is checked first.
     """
-    settings, written_at = ctx.settings, ctx.memo.position_written_at
-    due: list[tuple[int, Candidate, bool]] = []
-    paused_of: dict[tuple[str, str], bool] = {}
+    due: list[tuple[datetime, Candidate, ExecutionRecord]] = []
     for c, rec in queued:
-        paused = paused_of.get(c.queue_key)
-        if paused is None:
-            paused = paused_of[c.queue_key] = _qspec(ctx, c).paused
-        reason = "QueuePaused" if paused else "Queued"
-        desired = positions.get(c.key)
-        written = rec.status.queue_position
-        if desired == written and reason == rec.status.reason:
+        when = _due(c, rec, positions[c.key], _qspec(ctx, c), ctx)
+        if when is None:
             continue
-        last = written_at.get(c.key)
-        since = (ctx.now - last).total_seconds() if last else None
-        if reason == rec.status.reason and not position_worth_writing(
-                desired, written, settings.exact_positions, since, settings.position_interval_seconds):
-            if desired != written and since is not None and since < settings.position_interval_seconds:
-                plan.wake(last + timedelta(seconds=settings.position_interval_seconds))
-            continue
-        due.append((desired or 0, c, paused))
-    due.sort(key=lambda d: d[0])
-    for desired, c, paused in due[: ctx.position_budget]:
-        rec = ctx.view.executions[c.key]
+        if when > ctx.now:
+            plan.wake(when)
+        else:
+            due.append((when, c, rec))
+    due.sort(key=lambda d: (d[0], positions[d[1].key]))
+    for _, c, rec in due[: ctx.position_budget]:
         st = rec.status.model_copy(deep=True)
-        reason, message = _waiting_message(c.queue, paused, desired)
-        to_queued(st, reason, message, desired, c.queued_at, ctx.now, rec.generation)
+        _set_waiting(st, _waiting(c, positions[c.key], _qspec(ctx, c), occ, ctx), c.queued_at, ctx,
+                     rec.generation)
         plan.writes.append(StatusWrite(c.key, st, None))
-        written_at[c.key] = ctx.now
+        ctx.memo.moved_at.pop(c.key, None)
+        ctx.memo.eta_written_at[c.key] = ctx.now
     plan.position_writes = min(len(due), ctx.position_budget)
     if len(due) > ctx.position_budget:
-        plan.wake(ctx.now + timedelta(seconds=1.0 / settings.position_writes_per_second))
+        plan.wake(ctx.now + timedelta(seconds=1.0 / ctx.settings.position_writes_per_second))
 
 
 def admit_and_queue(waiting: list[Candidate], ctx: Context, plan: Plan) -> None:
@@ -165,13 +205,15 @@ def admit_and_queue(waiting: list[Candidate], ctx: Context, plan: Plan) -> None:
         if c.queue_key not in limits:
             qspec = _qspec(ctx, c)
             limits[c.queue_key] = QueueLimits(qspec.running_capacity, qspec.paused)
-    admitted = plan_admissions(ordered, occupancy(view), ctx.settings.running_capacity, limits)
+    occ = occupancy(view)
+    admitted = plan_admissions(ordered, occ, ctx.settings.running_capacity, limits)
     for c in admitted:
         _admit(c, ctx, plan)
+        ctx.memo.admission_rate(c.queue_key).admitted(now)
     admitted_keys = {c.key for c in admitted}
     plan.waiting = len(ordered) - len(admitted)
     positions = queue_positions(ordered, admitted_keys)
-    _queue_or_reject(ordered, admitted_keys, positions, ctx, plan)
+    _queue_or_reject(ordered, admitted_keys, positions, occ, ctx, plan)
     for c in ordered if any(aging.values()) else ():
         if c.key not in admitted_keys:
             seconds = next_promotion(c, now, aging.get(c.queue_key, 0))

@@ -13,6 +13,7 @@ from ..api.queue import TestQueueSpec
 from ..api.settings import Settings
 from ..cache.view import ClusterView, JobRecord, Key
 from ..queue.ordering import Candidate
+from ..queue.positions import AdmissionRate
 
 
 @dataclass
@@ -57,14 +58,16 @@ class Memo:
     """What the planner keeps between passes, so that a pass costs what changed, not what waits.
 
     `full()` forgets the candidates: the dispatcher asks for a full pass now and then, so a
-    change that was never marked dirty would cost a delay, never a stuck execution.
-    `position_written_at` paces queue-position rewrites per execution.
+    change that was never marked dirty would cost a delay, never a stuck execution. The rest is
+    the pacing of positions and estimates (see `queue.positions`), kept across full passes.
     """
 
     waiting: dict[Key, Candidate] = field(default_factory=dict)
     timers: dict[Key, datetime] = field(default_factory=dict)  # earliest re-step per execution
     heap: list[tuple[datetime, Key]] = field(default_factory=list)
-    position_written_at: dict[Key, datetime] = field(default_factory=dict)
+    moved_at: dict[Key, datetime] = field(default_factory=dict)  # when the rank first left the written one
+    eta_written_at: dict[Key, datetime] = field(default_factory=dict)
+    admissions: dict[tuple[str, str], AdmissionRate] = field(default_factory=dict)  # per queue
     full_pending: bool = True
 
     def full(self) -> None:
@@ -74,7 +77,14 @@ class Memo:
         """The execution is gone: drop what was kept for it."""
         self.waiting.pop(key, None)
         self.timers.pop(key, None)
-        self.position_written_at.pop(key, None)
+        self.moved_at.pop(key, None)
+        self.eta_written_at.pop(key, None)
+
+    def admission_rate(self, queue_key: tuple[str, str]) -> AdmissionRate:
+        rate = self.admissions.get(queue_key)
+        if rate is None:
+            rate = self.admissions[queue_key] = AdmissionRate()
+        return rate
 
     def timer(self, key: Key, when: datetime) -> None:
         current = self.timers.get(key)

@@ -1,12 +1,30 @@
-"""Queue positions and when they are worth writing.
+"""Queue positions and start estimates: honest at a bounded cost.
 
-Writing every position on every admission costs O(queue) writes per admission. Positions are
-exact up to `exact_depth`; deeper ones are rewritten only when they drift by a quarter, and no
-execution gets two position writes closer than the cooldown.
+The promise of `status.queuePosition`: among the first `head` ranks of a queue it is never more
+than `lag` seconds behind the true rank; deeper, never more than a factor of 2 from it. Writing
+every rank change would cost O(queue) writes per admission. Instead:
+- a rank in the head that moved is rewritten a little before `lag` seconds after it first moved
+  (the written rank was true until then, and one write carries every move of those seconds);
+- a deeper rank is rewritten only when the true rank reaches half (or twice) the written one, so
+  an execution that joins at rank r costs about log2(r / head) writes before it reaches the head.
+
+`status.estimatedStartAt` comes from the queue's measured admissions: how many start per burst
+and how far apart bursts are, so rank r starts ceil(r / per-burst) bursts after the last one. It rides along with position writes, and is rewritten on its
+own only when it drifted by more than a quarter of the remaining wait (and 5 s). Pure.
 """
 from __future__ import annotations
 
+import math
+from collections import deque
+from datetime import datetime, timedelta
+
 from .ordering import Candidate
+
+LAG_MARGIN = 0.8  # rewrite a moved head rank at 80 % of the lag: room for a pass and its write
+ADMISSIONS_REMEMBERED = 64  # per queue, for its admission rate
+ETA_DRIFT = 0.25  # an estimate this far off (as a share of the remaining wait) is rewritten
+ETA_DRIFT_FLOOR_SECONDS = 5.0
+ETA_REWRITE_SECONDS = 10.0  # least time between two estimate-only rewrites of one execution
 
 
 def queue_positions(ordered: list[Candidate], admitted: set[tuple[str, str]]) -> dict[tuple[str, str], int]:
@@ -22,15 +40,63 @@ def queue_positions(ordered: list[Candidate], admitted: set[tuple[str, str]]) ->
     return out
 
 
-def position_worth_writing(
-    desired: int, written: int | None, exact_depth: int, seconds_since_write: float | None, cooldown: float
-) -> bool:
-    if desired == written:
-        return False
-    if written is None:
-        return True
-    if seconds_since_write is not None and seconds_since_write < cooldown:
-        return False
-    if desired <= exact_depth:
-        return True
-    return abs(desired - written) * 4 >= written
+def position_due(rank: int, written: int | None, moved_at: datetime | None, now: datetime, head: int,
+                 lag: float) -> datetime | None:
+    """When the written position must be rewritten to keep the promise (None: it may stay)."""
+    if written == rank:
+        return None
+    if written is None or moved_at is None:
+        return now
+    if rank <= head or written <= head:
+        return moved_at + timedelta(seconds=lag * LAG_MARGIN)
+    if rank * 2 <= written or rank >= written * 2:
+        return now
+    return None
+
+
+class AdmissionRate:
+    """When a queue's last admissions happened, for the estimate of when the next ones will."""
+
+    def __init__(self) -> None:
+        self.times: deque[datetime] = deque(maxlen=ADMISSIONS_REMEMBERED)
+
+    def admitted(self, at: datetime) -> None:
+        self.times.append(at)
+
+    def cadence(self, now: datetime) -> tuple[float, float] | None:
+        """(admissions per burst, seconds between bursts) over the remembered admissions, or None.
+
+        Admissions come in bursts (a Job finishing frees slots that several waiters take in one
+        pass), so the estimate steps burst by burst instead of pretending a smooth flow. When no
+        admission came for much longer than usual, the gap counts: the queue has stalled.
+        """
+        if len(self.times) < 3:
+            return None
+        first, last = self.times[0], self.times[-1]
+        span = (last - first).total_seconds()
+        after_first = sum(1 for t in self.times if t > first)
+        instants = len(set(self.times)) - 1
+        if span <= 0 or after_first < 2 or instants < 1:
+            return None
+        gap = span / instants
+        idle = (now - last).total_seconds()
+        if idle > 2 * gap:
+            gap = (span + idle) / (instants + 1)
+        return after_first / instants, gap
+
+    def estimate(self, rank: int, now: datetime) -> datetime | None:
+        """When the candidate at `rank` is expected to start, or None without history."""
+        cadence = self.cadence(now)
+        if cadence is None:
+            return None
+        per_burst, gap = cadence
+        bursts = math.ceil(rank / per_burst - 1e-9)
+        return max(self.times[-1] + timedelta(seconds=bursts * gap), now)
+
+
+def eta_drifted(new: datetime | None, written: datetime | None, now: datetime) -> bool:
+    """An estimate is worth rewriting on its own only when it is far off."""
+    if new is None or written is None:
+        return new is not None and written is None
+    remaining = max((new - now).total_seconds(), 0.0)
+    return abs((new - written).total_seconds()) > max(ETA_DRIFT * remaining, ETA_DRIFT_FLOOR_SECONDS)

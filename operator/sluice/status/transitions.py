@@ -15,6 +15,8 @@ from .conditions import apply_phase_conditions
 
 
 def _settle(st: TestExecutionStatus, phase: Phase, reason: str, message: str, now: datetime, generation: int) -> None:
+    if phase != Phase.Queued:
+        st.estimated_start_at = None  # an estimate only means something while it waits
     st.phase, st.reason, st.message = phase, reason, message
     st.observed_generation = generation
     apply_phase_conditions(st, now, generation)
@@ -45,6 +47,8 @@ def to_queued(st: TestExecutionStatus, reason: str, message: str, position: int 
 def to_running(st: TestExecutionStatus, attempt: int, job_name: str, message: str, queued_at: datetime,
                now: datetime, generation: int) -> None:
     """An attempt's Job exists (just created, or adopted after a crash)."""
+    if st.attempt != attempt:
+        st.progress = None  # the new attempt's own progress comes from its own stream
     st.attempt, st.job_name = attempt, job_name
     st.queued_at = st.queued_at or queued_at
     st.started_at = st.started_at or now

@@ -1,0 +1,71 @@
+"""The queue-position promise, held on a simulated drain through the real planner and apply_plan.
+
+200 executions wait at capacity 10; each attempt runs 10 s, so the queue drains at 1/s. Every
+second, every Queued execution's written `queuePosition` is checked against its true rank: in the
+head (rank <= 10) it must equal a rank it truly had in the last 5 s; deeper, it must be within a
+factor of 2. Position and estimate writes per execution stay within log2(initial rank) + 3.
+"""
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from datetime import timedelta
+
+from sluice.api.execution import Phase
+from sluice.api.settings import Settings
+
+from .builders import T0, execution
+from .test_reconcile import Sim
+
+
+def _true_ranks(sim: Sim) -> dict[str, int]:
+    queued = [(rec.created, rec.name) for rec in sim.view.executions.values() if rec.status.phase == Phase.Queued]
+    return {name: i for i, (_, name) in enumerate(sorted(queued), start=1)}
+
+
+def test_positions_keep_the_promise_and_cost_log_writes():
+    sim = Sim(Settings(running_capacity=10, queued_capacity=1000))
+    n = 210
+    for i in range(n):
+        sim.add(execution(f"e{i:03d}", created=i * 0.001))
+    history: dict[str, list[tuple[float, int]]] = defaultdict(list)  # name -> (t, true rank)
+    initial: dict[str, int] = {}
+    writes: dict[str, int] = defaultdict(int)
+    started: dict[str, float] = {}
+    etas: dict[str, float] = {}
+    t = 0.0
+    while t < 260:
+        for key, job in list(sim.view.jobs.items()):
+            begun = started.get(job.execution)
+            if job.occupies and begun is not None and t - begun >= 10:
+                sim.finish(key[1], 0)
+        p = sim.step(t)
+        for w in p.writes:
+            if w.status.phase == Phase.Queued:
+                writes[w.key[1]] += 1
+        for c in p.creates:
+            started.setdefault(c.key[1], t)
+        ranks = _true_ranks(sim)
+        for name, rank in ranks.items():
+            initial.setdefault(name, rank)
+            history[name].append((t, rank))
+        if t == int(t):
+            for name, rank in ranks.items():
+                st = sim.status(name)
+                written = st.queue_position
+                if rank <= 10:
+                    recent = {r for (when, r) in history[name] if when >= t - 5}
+                    assert written in recent, (t, name, rank, written)
+                else:
+                    assert written * 2 >= rank and rank * 2 >= written, (t, name, rank, written)
+                if st.estimated_start_at is not None and name not in etas and t >= 30:
+                    etas[name] = (st.estimated_start_at - T0).total_seconds() - t  # predicted wait from now
+                    etas[name + "@"] = t
+        t += 0.5
+    assert len(started) == n
+    over = {name: (writes[name], initial[name]) for name in initial
+            if writes[name] > math.log2(initial[name]) + 3}
+    assert not over, over
+    errors = sorted(abs((started[k] - etas[k + "@"]) - etas[k]) / max(started[k] - etas[k + "@"], 1)
+                    for k in etas if not k.endswith("@"))
+    assert errors and errors[len(errors) // 2] <= 0.2 and errors[int(len(errors) * 0.95)] <= 0.5, errors[-5:]

@@ -11,7 +11,6 @@ import pytest
 
 from sluice.api.settings import Settings
 from tests.harness.chart import CHART, ROOT, find, helm, operator_deployments, operator_env, template
-from tests.harness.tools import HarnessError, ensure_bin_dir
 
 VALUE_SETS = {
     "defaults": [],
@@ -23,14 +22,6 @@ VALUE_SETS = {
 }
 
 
-@pytest.fixture(scope="module")
-def bin_dir():
-    try:
-        return ensure_bin_dir()
-    except HarnessError as exc:
-        if os.environ.get("CI"):
-            pytest.fail(str(exc), pytrace=False)
-        pytest.skip(str(exc))
 
 
 def _settings_from(env: dict[str, str], monkeypatch) -> Settings:

@@ -3,22 +3,7 @@ system namespaces, only when the operator has cluster-wide rights. Rendered by t
 the server-side proof is in tests/cluster/test_hostile_inputs.py."""
 from __future__ import annotations
 
-import os
-
-import pytest
-
 from tests.harness.chart import CHART, find, helm, template
-from tests.harness.tools import HarnessError, ensure_bin_dir
-
-
-@pytest.fixture(scope="module")
-def bin_dir():
-    try:
-        return ensure_bin_dir()
-    except HarnessError as exc:
-        if os.environ.get("CI"):
-            pytest.fail(str(exc), pytrace=False)
-        pytest.skip(str(exc))
 
 
 def test_cluster_wide_mode_denies_system_namespaces(bin_dir):

@@ -14,7 +14,6 @@ It never changes the view itself.
 """
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from datetime import datetime

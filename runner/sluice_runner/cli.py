@@ -33,8 +33,8 @@ from sluice_runner.config import Settings, load_settings
 from sluice_runner.errors import ConfigError, ErrorClass, ExitCode, RunnerError
 from sluice_runner.execute import Outputs, prepare_command, run_tests
 from sluice_runner.process import Supervisor
-from sluice_runner.progress import LiveChannel, NullPublisher, open_live
-from sluice_runner.report import ArtifactRefs, RunnerResult, write_termination_message
+from sluice_runner.progress import LiveChannel, NullPublisher, first_line, open_live
+from sluice_runner.report import MAX_FAILURES, ArtifactRefs, Failure, RunnerResult, write_termination_message
 from sluice_runner.results import RunResults
 from sluice_runner.source import prepare_source
 from sluice_runner.upload import (
@@ -173,7 +173,22 @@ def refs(settings: Settings, tree: ArtifactTree | None, sub: str) -> ArtifactRef
         traces=[sub + k for k in tree.traces],
         videos=[sub + k for k in tree.videos],
         screenshots=[sub + k for k in tree.screenshots],
+        console=sub + tree.console if tree.console else None,
     )
+
+
+def failures_of(results: RunResults) -> list[Failure]:
+    """The first failed tests, each with the first line of its error, for `status.results.failures`."""
+    failed = [t for t in results.tests if t.outcome == "failed"]
+    return [Failure(test=t.id[:200], error=error_line(t.error)) for t in failed[:MAX_FAILURES]]
+
+
+def error_line(text: str | None) -> str:
+    """The line that says what went wrong: pytest's first `E ` line (the exception), else the first."""
+    for line in (text or "").splitlines():
+        if line.startswith("E "):
+            return first_line(line[1:])
+    return first_line(text)
 
 
 def write_results_file(
@@ -199,10 +214,14 @@ def write_results_file(
 def run(settings: Settings, supervisor: Supervisor) -> int:
     phases = _Phases()
     live = open_live(settings)  # live progress to Redis, best effort (progress.py)
+    fd, console = tempfile.mkstemp(prefix="sluice-console-", suffix=".txt")
+    os.close(fd)
+    supervisor.console_path = Path(console)
     try:
         return _run(settings, supervisor, phases, live)
     finally:
         live.close()
+        Path(console).unlink(missing_ok=True)
 
 
 def _run(settings: Settings, supervisor: Supervisor, phases: _Phases, live: LiveChannel) -> int:
@@ -212,7 +231,7 @@ def _run(settings: Settings, supervisor: Supervisor, phases: _Phases, live: Live
     tree: ArtifactTree | None = None
     dest = settings.output_dir or work / "artifacts"
     try:
-        tree, results = collect(results, outputs, dest)
+        tree, results = collect(results, outputs, dest, supervisor.console_path)
     except Exception as exc:  # keep going: the termination message matters more
         log.exception("collecting artifacts failed: %s", exc)
     t = phases.record("collect", t)
@@ -253,6 +272,7 @@ def _run(settings: Settings, supervisor: Supervisor, phases: _Phases, live: Live
         flaky=counts.flaky,
         durationSeconds=counts.durationSeconds,
         artifacts=refs(settings, tree, sub),
+        failures=failures_of(counts),
         message=verdict.message,
     )
     try:

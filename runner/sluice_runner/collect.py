@@ -35,16 +35,21 @@ class ArtifactTree:
     traces: list[str] = field(default_factory=list)
     videos: list[str] = field(default_factory=list)
     screenshots: list[str] = field(default_factory=list)
+    console: str | None = None
+
+
+CONSOLE_KEY = "console.txt"
 
 
 def collect(
-    results: RunResults | None, outputs: Outputs, dest: Path
+    results: RunResults | None, outputs: Outputs, dest: Path, console: Path | None = None
 ) -> tuple[ArtifactTree, RunResults | None]:
     """Copy outputs into `dest` in the API layout; return the tree and results with keys."""
     dest.mkdir(parents=True, exist_ok=True)
     for stale in ("traces", "videos", "screenshots", "report"):  # a reused --output-dir
         shutil.rmtree(dest / stale, ignore_errors=True)
     (dest / "junit.xml").unlink(missing_ok=True)
+    (dest / CONSOLE_KEY).unlink(missing_ok=True)
     tree = ArtifactTree(root=dest)
     if outputs.junit.is_file():
         shutil.copyfile(outputs.junit, dest / "junit.xml")
@@ -67,6 +72,9 @@ def collect(
     if results is not None:
         results = _with_keys(results, keys)
 
+    if console is not None and console.is_file():
+        shutil.copyfile(console, dest / CONSOLE_KEY)
+        tree.console = CONSOLE_KEY
     if outputs.html.is_dir() and (outputs.html / "index.html").is_file():
         shutil.copytree(outputs.html, dest / "report", dirs_exist_ok=True)
         tree.report = REPORT_KEY

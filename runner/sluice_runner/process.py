@@ -37,6 +37,9 @@ class StopPolicy:
     forward: Forward = "group"
 
 
+CONSOLE_MAX_BYTES = 20 * 1024 * 1024  # the console artifact keeps the first 20 MiB
+
+
 @dataclass(frozen=True)
 class ProcessResult:
     returncode: int
@@ -57,6 +60,8 @@ class Supervisor:
         self._lock = threading.Lock()
         # Also given every output line of the child (the live channel's console events); must not block.
         self.on_line: Callable[[str], None] | None = None
+        # Where every output line of the child is also kept (uploaded as the console artifact).
+        self.console_path: Path | None = None
 
     @property
     def interrupted(self) -> bool:
@@ -94,7 +99,8 @@ class Supervisor:
         )
         with self._lock:
             self._child, self._stop = child, stop
-        reader = threading.Thread(target=_pump, args=(child, tail, echo, self.on_line), daemon=True)
+        reader = threading.Thread(target=_pump, args=(child, tail, echo, self.on_line, self.console_path),
+                                  daemon=True)
         reader.start()
         if self.interrupted:  # a signal arrived between the last step and this spawn
             self._signal(child, stop)
@@ -145,10 +151,19 @@ def _pump(
     tail: collections.deque[str],
     echo: bool,
     on_line: Callable[[str], None] | None = None,
+    console_path: Path | None = None,
 ) -> None:
     assert child.stdout is not None
     out = sys.stdout.buffer
+    console = _open_console(console_path)
+    kept = 0
     for line in iter(child.stdout.readline, b""):
+        if console is not None and kept < CONSOLE_MAX_BYTES:
+            try:
+                console.write(line)
+                kept += len(line)
+            except OSError:
+                console = None
         if echo:
             try:
                 out.write(line)
@@ -163,3 +178,14 @@ def _pump(
             except Exception:  # noqa: BLE001 - a broken listener must not stop the pump
                 on_line = None
     child.stdout.close()
+    if console is not None:
+        console.close()
+
+
+def _open_console(path: Path | None):
+    if path is None:
+        return None
+    try:
+        return open(path, "ab")  # noqa: SIM115 - closed when the child's output ends
+    except OSError:
+        return None

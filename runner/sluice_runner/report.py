@@ -40,6 +40,17 @@ class ArtifactRefs(BaseModel):
     traces: list[str] = Field(default_factory=list)
     videos: list[str] = Field(default_factory=list)
     screenshots: list[str] = Field(default_factory=list)
+    console: str | None = None  # the test command's output (stdout and stderr)
+
+
+class Failure(BaseModel):
+    """One failed test: its id and the first line of its error (both short)."""
+
+    test: str
+    error: str = ""
+
+
+MAX_FAILURES = 5
 
 
 class RunnerResult(BaseModel):
@@ -58,6 +69,7 @@ class RunnerResult(BaseModel):
     flaky: int = 0
     durationSeconds: float = 0.0
     artifacts: ArtifactRefs = Field(default_factory=ArtifactRefs)
+    failures: list[Failure] = Field(default_factory=list)  # up to MAX_FAILURES failed tests
     message: str = ""
 
     def to_json(self) -> str:
@@ -72,6 +84,9 @@ class RunnerResult(BaseModel):
         while _size(result) > limit:
             lists = [getattr(result.artifacts, name) for name in _LISTS]
             longest = max(lists, key=len)
+            if not longest and result.failures:
+                result.failures.pop()
+                continue
             if longest:
                 longest.pop()
                 dropped += 1

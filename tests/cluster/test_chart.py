@@ -76,6 +76,7 @@ def test_install_creates_everything_and_uninstall_leaves_nothing(cluster, namesp
         assert sorted(got) == sorted([
             f"deployment.apps/{release}-sluice", f"serviceaccount/{release}-sluice", "serviceaccount/sluice-runner",
             f"service/{release}-sluice-metrics",
+            f"deployment.apps/{release}-sluice-redis", f"service/{release}-sluice-redis",  # the live channel
             f"role.rbac.authorization.k8s.io/{release}-sluice-leader",
             f"rolebinding.rbac.authorization.k8s.io/{release}-sluice-leader",
         ])

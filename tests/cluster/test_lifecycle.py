@@ -36,7 +36,8 @@ def test_success_fills_results_conditions_and_events(cluster, sluice, start_oper
     reasons = [e.reason for e in sluice.events("ok")]
     assert "Admitted" in reasons and "TestsPassed" in reasons
     table = cluster.kubectl("get", "tx", f"-n={sluice.ns}").stdout
-    assert table.split("\n")[0].split() == ["NAME", "PHASE", "PRIORITY", "QUEUE", "POSITION", "ATTEMPT", "PASSED", "FAILED", "AGE"]
+    assert table.split("\n")[0].split() == ["NAME", "PHASE", "PRIORITY", "QUEUE", "POSITION", "ATTEMPT", "PASSED", "FAILED", "PROGRESS",
+                                     "AGE"]
     job = sluice.jobs()[0]
     assert job.metadata.owner_references[0].kind == "TestExecution" and job.spec.backoff_limit == 0
 

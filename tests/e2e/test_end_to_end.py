@@ -97,6 +97,11 @@ def test_passing_and_failing_suites_end_with_results_and_artifacts(
     assert screenshots, bad["artifacts"]
     assert all(_object_exists(s3_server, url) for url in screenshots)
     assert any("total" in url for url in screenshots), screenshots  # the failing test's screenshot
+    [failure] = bad["results"]["failures"]  # kubectl describe says which test failed, and why
+    assert "test_total" in failure["test"] and "AssertionError" in failure["error"], failure
+    assert _object_exists(s3_server, bad["artifacts"]["console"])  # the console outlives the Job
+    body = s3_server.client().get_object(Bucket=s3_server.bucket, Key=urlparse(bad["artifacts"]["console"]).path.lstrip("/"))
+    assert b"test_total" in body["Body"].read()
 
 
 def test_node_suite_runs_end_to_end(sluice, start_operator, e2e_queue, s3_server):

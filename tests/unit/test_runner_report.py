@@ -32,7 +32,7 @@ def test_small_message_is_unchanged() -> None:
     assert result.fitted() == result
     data = json.loads(result.to_json())
     assert list(data) == ["v", "outcome", "errorClass", "total", "passed", "failed", "skipped", "flaky",
-                          "durationSeconds", "artifacts", "message"]  # fmt: skip
+                          "durationSeconds", "artifacts", "failures", "message"]  # fmt: skip
     assert data["v"] == 1
 
 
@@ -75,3 +75,12 @@ def test_round_trip_and_tolerant_parsing(tmp_path) -> None:  # type: ignore[no-u
     assert parsed.failed == 90
     newer = json.loads(text) | {"somethingNew": 1}
     assert RunnerResult.from_termination_message(json.dumps(newer)).total == 500
+
+
+def test_failures_are_kept_and_trimmed_last() -> None:
+    from sluice_runner.report import Failure
+
+    result = big_result(200)
+    result.failures = [Failure(test=f"tests/test_{i}.py::test_x", error="AssertionError: " + "x" * 180) for i in range(5)]
+    fitted = result.fitted()
+    assert len(fitted.to_json().encode()) <= 4096 and len(fitted.failures) == 5  # artifact lists go first

@@ -191,6 +191,11 @@ class AttemptRecord(WireModel):
     message: str | None = None
 
 
+class FailedTest(WireModel):
+    test: str
+    error: str = ""
+
+
 class Results(WireModel):
     total: int = 0
     passed: int = 0
@@ -198,6 +203,7 @@ class Results(WireModel):
     skipped: int = 0
     flaky: int = 0
     duration_seconds: float | None = None
+    failures: list[FailedTest] = Field(default_factory=list)  # up to 5 of the last attempt
 
 
 class ArtifactLinks(WireModel):
@@ -207,6 +213,7 @@ class ArtifactLinks(WireModel):
     traces: list[str] = Field(default_factory=list)
     videos: list[str] = Field(default_factory=list)
     screenshots: list[str] = Field(default_factory=list)
+    console: str | None = None  # the test command's output, uploaded
 
 
 class Progress(WireModel):

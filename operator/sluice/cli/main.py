@@ -59,6 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     a = sub.add_parser("artifacts", parents=[common], help="artifact links, presigned when S3 credentials are at hand")
     a.add_argument("name")
+
+    d = sub.add_parser("dashboard", parents=[common], help="live page on 127.0.0.1: queues, ranks, progress, reports")
+    d.add_argument("-A", "--all-namespaces", action="store_true", help="every namespace")
+    d.add_argument("--port", type=int, default=8090, help="port on 127.0.0.1 (default 8090)")
+    d.set_defaults(module="sluice.dashboard.server")
     return parser
 
 
@@ -93,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     from importlib import import_module
 
     from .connect import CliError, connect
-    command = import_module(f"{__package__}.{args.command}")
+    command = import_module(getattr(args, "module", None) or f"{__package__}.{args.command}")
     try:
         conn = connect(args.kubeconfig, args.context, args.namespace)
         return command.run(conn, args)

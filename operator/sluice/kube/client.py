@@ -94,7 +94,6 @@ class Kube:
     def __init__(self, cfg: Configuration, session: aiohttp.ClientSession):
         self.cfg, self.session = cfg, session
         self.host = cfg.host.rstrip("/")
-        self.writes = 0  # requests that change state, for the benchmark's own cross-check
 
     @classmethod
     async def connect(cls, kubeconfig: str | None = None, pool: int = 64) -> "Kube":
@@ -142,8 +141,6 @@ class Kube:
                       content_type: str = "application/json") -> dict:
         data = json.dumps(body) if body is not None else None
         headers = await self._headers(content_type if data is not None else None)
-        if method != "GET":
-            self.writes += 1
         # encoded=True: the path's quoting (see `segment`) reaches the server untouched.
         url = yarl.URL(self.host + path, encoded=True)
         async with self.session.request(method, url, data=data, params=params, headers=headers) as resp:

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 
 from pydantic import ValidationError
 from sluice_runner.errors import ErrorClass, ExitCode
-from sluice_runner.report import RunnerResult
+from sluice_runner.report import MAX_FAILURES, RunnerResult
 
-from ..api.execution import ArtifactLinks, Results
+from ..api.execution import ArtifactLinks, FailedTest, Results
 from ..kube.render import POD_FAILURE_RULES
 
 ARTIFACT_LIST_CAP = 20
@@ -152,11 +152,14 @@ def _merge_messages(msgs: list[RunnerResult]) -> tuple[Results | None, ArtifactL
         links.url = links.url or a.url
         links.report = links.report or _full(a.url, a.report)
         links.junit = links.junit or _full(a.url, a.junit)
+        links.console = links.console or _full(a.url, a.console)
+        results.failures.extend(FailedTest(test=f.test, error=f.error) for f in m.failures)
         for f in ("traces", "videos", "screenshots"):
             getattr(links, f).extend(_full(a.url, e) for e in getattr(a, f))
     for f in ("traces", "videos", "screenshots"):
         setattr(links, f, getattr(links, f)[:ARTIFACT_LIST_CAP])
     results.duration_seconds = max(durations) if durations else None
+    results.failures = results.failures[:MAX_FAILURES]
     return results, links
 
 

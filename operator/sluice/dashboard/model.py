@@ -1,0 +1,149 @@
+"""What the dashboard page shows, computed from listed objects (pure): the JSON snapshot pushed to
+every page.
+
+Why a pure function: the same objects always give the same snapshot, so ranks are exactly the
+operator's admission order (`sluice.cli.queue.queue_blocks`, which applies
+`sluice.queue.ordering.order`), and it is unit-testable without a cluster. It never calls the API
+and never writes anything; times are sent as seconds at `now` and the page only adds the time
+elapsed since it received them.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from urllib.parse import quote
+
+from ..cli.artifacts import artifact_links, split_s3
+from ..cli.queue import queue_blocks
+from ..cli.text import parse_time
+
+TERMINAL = ("Succeeded", "Failed", "TimedOut", "Cancelled", "Rejected")
+FINISHED_SHOWN = 50
+
+
+def artifact_href(url: str) -> str | None:
+    """`s3://bucket/key` -> the dashboard's own route `/artifacts/bucket/key` (None for others)."""
+    parts = split_s3(url)
+    if parts is None or not parts[1] or parts[1].endswith("/"):
+        return None
+    return f"/artifacts/{quote(parts[0])}/{quote(parts[1])}"
+
+
+def links(status: dict) -> list[dict]:
+    """Every artifact as {label, href}: through the dashboard for s3://, as is for http(s)."""
+    out = []
+    for label, url in artifact_links(status.get("artifacts")):
+        if label == "prefix":
+            continue
+        href = artifact_href(url) or (url if url.startswith(("http://", "https://")) else None)
+        if href is None:
+            continue
+        out.append({"label": label, "href": href, "name": url.rsplit("/", 1)[-1]})
+        if label == "trace":
+            out.append({"label": "open trace", "href": "/trace/index.html?trace=" + quote(href, safe=""),
+                        "name": url.rsplit("/", 1)[-1]})
+    return out
+
+
+def _seconds(a: datetime | None, b: datetime | None) -> float | None:
+    return None if a is None or b is None else round((b - a).total_seconds(), 3)
+
+
+def _current_start(st: dict) -> datetime | None:
+    attempts = st.get("attempts") or []
+    if attempts and attempts[-1].get("startedAt"):
+        return parse_time(attempts[-1]["startedAt"])
+    return parse_time(st.get("startedAt"))
+
+
+def _base(obj: dict) -> dict:
+    meta, spec = obj["metadata"], obj.get("spec") or {}
+    st = obj.get("status") or {}
+    return {"namespace": meta.get("namespace", ""), "name": meta["name"], "rv": meta.get("resourceVersion", ""),
+            "queue": spec.get("queue") or "default", "priority": spec.get("priority") or "normal",
+            "phase": st.get("phase") or "Pending", "attempt": st.get("attempt"),
+            "reason": st.get("reason") or "", "message": st.get("message") or ""}
+
+
+def queue_rows(executions: list[dict], queues: list[dict], now: datetime, namespaces: list[str] | None,
+               caps: tuple[int, int] | None) -> tuple[list[dict], list[dict]]:
+    """(queues, waiting): capacity per queue, and the waiters of each queue in admission order."""
+    by_key = {(o["metadata"].get("namespace", ""), o["metadata"]["name"]): o for o in executions}
+    queue_objs = {(q["metadata"].get("namespace", ""), q["metadata"]["name"]): q for q in queues}
+    out_queues, waiting = [], []
+    for b in queue_blocks(executions, queues, now, namespaces=namespaces, caps=caps):
+        qst = (queue_objs.get((b.namespace, b.queue)) or {}).get("status") or {}
+        out_queues.append({
+            "namespace": b.namespace, "name": b.queue, "exists": b.exists, "paused": b.paused,
+            "running": b.running, "runningCapacity": b.running_capacity,
+            "queued": b.queued, "queuedCapacity": b.queued_capacity,
+            "wait": qst.get("waitSeconds") or {}, "run": qst.get("runSeconds") or {},
+            "succeeded": qst.get("succeededTotal"), "failed": qst.get("failedTotal")})
+        rank = 0
+        for name in b.order:
+            obj = by_key.get((b.namespace, name))
+            if obj is None:
+                continue
+            row = _base(obj)
+            if row["phase"] == "Running":
+                continue
+            st = obj.get("status") or {}
+            if row["phase"] == "Queued":
+                rank += 1
+                row["rank"] = rank
+            else:
+                row["rank"] = None
+            row["writtenPosition"] = st.get("queuePosition")
+            queued_at = parse_time(st.get("queuedAt")) or parse_time(obj["metadata"].get("creationTimestamp"))
+            row["waited"] = _seconds(queued_at, now)
+            row["eta"] = st.get("estimatedStartAt")
+            waiting.append(row)
+    return out_queues, waiting
+
+
+def running_rows(executions: list[dict], now: datetime) -> list[dict]:
+    rows = []
+    for obj in executions:
+        row = _base(obj)
+        if row["phase"] != "Running":
+            continue
+        st = obj.get("status") or {}
+        p = st.get("progress") or {}
+        row.update(done=int(p.get("done") or 0), total=int(p.get("total") or 0), failed=int(p.get("failed") or 0),
+                   current=p.get("currentTest") or "", elapsed=_seconds(_current_start(st), now))
+        rows.append(row)
+    return sorted(rows, key=lambda r: (r["namespace"], -(r["elapsed"] or 0), r["name"]))
+
+
+def finished_rows(executions: list[dict], limit: int = FINISHED_SHOWN) -> list[dict]:
+    rows = []
+    for obj in executions:
+        row = _base(obj)
+        if row["phase"] not in TERMINAL:
+            continue
+        st = obj.get("status") or {}
+        res = st.get("results") or {}
+        row.update(passed=res.get("passed"), failedTests=res.get("failed"), skipped=res.get("skipped"),
+                   completedAt=st.get("completedAt") or "",
+                   duration=_seconds(parse_time(st.get("startedAt")), parse_time(st.get("completedAt"))),
+                   links=links(st))
+        rows.append(row)
+    rows.sort(key=lambda r: (r["completedAt"], r["name"]), reverse=True)
+    return rows[:limit]
+
+
+def snapshot(executions: list[dict], queues: list[dict], now: datetime, namespaces: list[str] | None,
+             caps: tuple[int, int] | None = None, errors: list[str] | None = None) -> dict:
+    """The whole page's data, one JSON object (what `/events` sends on every change)."""
+    qs, waiting = queue_rows(executions, queues, now, namespaces, caps)
+    return {"now": now.isoformat(), "scope": namespaces[0] if namespaces else "*", "queues": qs,
+            "waiting": waiting, "running": running_rows(executions, now), "finished": finished_rows(executions),
+            "errors": errors or []}
+
+
+def execution_detail(obj: dict, events: list[dict]) -> dict:
+    """One execution's page: status, attempts, links and its Events (oldest first)."""
+    st = obj.get("status") or {}
+    row = _base(obj)
+    row.update(status=st, spec=obj.get("spec") or {}, attempts=st.get("attempts") or [], links=links(st),
+               events=events)
+    return row

@@ -157,6 +157,7 @@ def run_sluice(api_client, kubeconfig: str, log_dir: Path, n: int, capacity: int
     op_cpu = cpu_seconds(op.proc.pid)
     inside = histogram_quantiles(f"http://127.0.0.1:{op.metrics_port}/metrics",
                                  "sluice_dispatch_latency_seconds", (50, 95))
+    position_writes = counter_value(f"http://127.0.0.1:{op.metrics_port}/metrics", "sluice_position_writes_total")
     op.stop()
     phases = Counter(i["status"]["phase"] for i in items)
     return {
@@ -170,6 +171,9 @@ def run_sluice(api_client, kubeconfig: str, log_dir: Path, n: int, capacity: int
         "operator_dispatch_latency_ms_p50_p95_le": [round(v * 1000) for v in inside],
         "peak_unfinished_jobs": watcher.peak_unfinished,
         "writes_per_execution": round(writes / n, 2),
+        # of which only to move a queue position or a start estimate (the live-truth promise)
+        "position_writes_per_execution": round(position_writes / n, 2),
+        "core_writes_per_execution": round((writes - position_writes) / n, 2),
         "writes_breakdown_per_execution": {k: round(v / n, 2) for k, v in sorted(by_resource.items())}
         | {"events POST (sluice Events listed)": round(len(events) / n, 2)},
         "operator_rss_mb": op_rss,
@@ -352,6 +356,18 @@ def main() -> int:
             cluster.stop()
     print(f"operator logs: {log_dir}")
     return 0
+
+
+def counter_value(url: str, name: str) -> float:
+    """A counter from a Prometheus text page (0 when absent)."""
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            for line in r.read().decode().splitlines():
+                if line.startswith(name + " "):
+                    return float(line.split()[1])
+    except OSError:
+        pass
+    return 0.0
 
 
 def kubectl(kubeconfig: str, *args: str) -> str:

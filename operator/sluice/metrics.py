@@ -76,6 +76,9 @@ class Metrics:
         self.dispatch_latency = Histogram(
             "sluice_dispatch_latency_seconds", "Time from a running slot freeing to the next Job existing.",
             buckets=DISPATCH_BUCKETS, registry=self.registry)
+        self.position_writes = Counter("sluice_position_writes_total",
+                                       "Status writes made only to move a queue position or a start estimate.",
+                                       registry=self.registry)
         self.api_errors = Counter("sluice_api_errors_total", "Failed Kubernetes API requests by the operator.",
                                   ["operation", "code"], registry=self.registry)
         self.registry.register(_ViewCollector(self))

@@ -194,8 +194,11 @@ class Dispatcher:
                       dirty=self.view.take_dirty(), position_budget=budget)
         self.position_tokens -= result.position_writes
         self.act.carry_out(A.apply_plan(self.view, result, self.assumed))
-        if self.metrics and result.waiting == 0:
-            self.metrics.no_waiters()
+        if self.metrics:
+            if result.waiting == 0:
+                self.metrics.no_waiters()
+            if result.position_writes:
+                self.metrics.position_writes.inc(result.position_writes)
         return result.wake_at
 
     # ---- start-up and periodic re-list ------------------------------------------------------

@@ -1,6 +1,6 @@
 """`sluice dashboard [-n NS | -A] [--port 8090]`: the live page on 127.0.0.1, with aiohttp.
 
-Routes: `/` and `/x/<ns>/<name>` (the one self-contained page, page.html), `/events` (server-sent
+Routes: `/` and `/x/<ns>/<name>` (the one self-contained page, page.py), `/events` (server-sent
 events: the feed's JSON snapshot on connect and on every change), `/api/x/<ns>/<name>` (one
 execution with its Events), `/artifacts/<bucket>/<key>` (S3 objects streamed, artifacts.py) and
 `/trace/` (Playwright's trace viewer from the installed `playwright` package, when present).
@@ -22,8 +22,8 @@ from ..cli.connect import CliError, api_errors
 from .artifacts import ArtifactStore
 from .feed import Feed
 from .model import execution_detail
+from .page import HTML
 
-PAGE = Path(__file__).with_name("page.html")
 HOST = "127.0.0.1"
 HEARTBEAT_SECONDS = 15.0
 
@@ -50,7 +50,7 @@ def _event_dict(ev) -> dict:
 def build_app(conn, namespace: str | None, feed: Feed | None = None) -> web.Application:
     feed = feed or Feed(conn, namespace)
     store = ArtifactStore(feed)
-    page = PAGE.read_bytes()
+    page = HTML.encode()
     app = web.Application()
     app["feed"] = feed
 

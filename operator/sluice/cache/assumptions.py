@@ -78,6 +78,12 @@ def _essence(value):
     return value
 
 
+def _same_fields(a: TestExecutionStatus, b: TestExecutionStatus) -> bool:
+    """The cheap part of the comparison first: most writes differ in one of these."""
+    return (a.phase, a.reason, a.message, a.queue_position, a.attempt) == \
+        (b.phase, b.reason, b.message, b.queue_position, b.attempt)
+
+
 def assume_status(view: ClusterView, a: Assumptions, key: Key, status: TestExecutionStatus,
                   event: Event | None) -> bool:
     """Puts `status` in the view now and queues it for the execution's writer.
@@ -88,7 +94,7 @@ def assume_status(view: ClusterView, a: Assumptions, key: Key, status: TestExecu
     rec = view.executions.get(key)
     if rec is None:
         return False
-    if _essence(status.wire()) == _essence(rec.status.wire()):
+    if _same_fields(status, rec.status) and _essence(status.wire()) == _essence(rec.status.wire()):
         if key not in a.repeated:
             a.repeated.add(key)
             log.warning("planner asked twice for the same status of %s/%s (%s %s): not written",

@@ -89,7 +89,7 @@ def _why(c: Candidate, qspec: TestQueueSpec, occ: Occupancy, ctx: Context) -> tu
 
 def _waiting(c: Candidate, rank: int, qspec: TestQueueSpec, occ: Occupancy, ctx: Context) -> Waiting:
     reason, numbers = _why(c, qspec, occ, ctx)
-    eta = None if qspec.paused else ctx.memo.admission_rate(c.queue_key).estimate(rank, ctx.now)
+    eta = None if qspec.paused else ctx.estimate(c.queue_key, rank)
     when = f"expected ~{eta:%H:%M:%S}" if eta else "no admissions measured yet: no estimate"
     return Waiting(rank, reason, f"{numbers}, {rank - 1} ahead, {when}", eta)
 
@@ -147,23 +147,31 @@ def _queue_or_reject(waiting: list[Candidate], admitted: set[Key], positions: di
     _update_positions(queued, positions, occ, ctx, plan)
 
 
-def _due(c: Candidate, rec: ExecutionRecord, rank: int, qspec: TestQueueSpec, ctx: Context) -> datetime | None:
-    """When this waiter's status must be rewritten (position promise, a pause, a far-off estimate)."""
-    memo, now, st, settings = ctx.memo, ctx.now, rec.status, ctx.settings
-    if st.queue_position == rank:
-        memo.moved_at.pop(c.key, None)
+def _due(c: Candidate, rec: ExecutionRecord, rank: int, qspec: TestQueueSpec, ctx: Context,
+         eta_cutoff: datetime) -> datetime | None:
+    """When this waiter's status must be rewritten (position promise, a pause, a far-off estimate).
+
+    Runs for every waiter on every pass: the common case (true position, no pause change, an
+    estimate checked recently) returns after a few comparisons.
+    """
+    memo, now, st = ctx.memo, ctx.now, rec.status
+    written, key = st.queue_position, c.key
+    if written == rank:
+        if key in memo.moved_at:
+            del memo.moved_at[key]
+        due = None
     else:
-        memo.moved_at.setdefault(c.key, now)
+        due = position_due(rank, written, memo.moved_at.setdefault(key, now), now, ctx.settings.position_head,
+                           ctx.settings.position_head_lag_seconds)
     if qspec.paused != (st.reason == "QueuePaused"):
         return now
-    due = position_due(rank, st.queue_position, memo.moved_at.get(c.key), now, settings.position_head,
-                       settings.position_head_lag_seconds)
     if due is None and not qspec.paused:
-        last = memo.eta_written_at.get(c.key)
-        if last is None or (now - last).total_seconds() >= ETA_REWRITE_SECONDS:
-            eta = memo.admission_rate(c.queue_key).estimate(rank, now)
+        last = memo.eta_written_at.get(key)  # when its estimate was last written or found good
+        if last is None or last <= eta_cutoff:
+            eta = ctx.estimate(c.queue_key, rank)
             if eta_drifted(eta, st.estimated_start_at, now):
-                due = now
+                return now
+            memo.eta_written_at[key] = now  # checked: look again in ETA_REWRITE_SECONDS
     return due
 
 
@@ -174,8 +182,13 @@ def _update_positions(queued: list[tuple[Candidate, ExecutionRecord]], positions
     Runs over every waiter on every pass, so the common case (nothing due) is checked first.
     """
     due: list[tuple[datetime, Candidate, ExecutionRecord]] = []
+    specs: dict[tuple[str, str], TestQueueSpec] = {}
+    eta_cutoff = ctx.now - timedelta(seconds=ETA_REWRITE_SECONDS)
     for c, rec in queued:
-        when = _due(c, rec, positions[c.key], _qspec(ctx, c), ctx)
+        qspec = specs.get(c.queue_key)
+        if qspec is None:
+            qspec = specs[c.queue_key] = _qspec(ctx, c)
+        when = _due(c, rec, positions[c.key], qspec, ctx, eta_cutoff)
         if when is None:
             continue
         if when > ctx.now:

@@ -66,7 +66,7 @@ class Memo:
     timers: dict[Key, datetime] = field(default_factory=dict)  # earliest re-step per execution
     heap: list[tuple[datetime, Key]] = field(default_factory=list)
     moved_at: dict[Key, datetime] = field(default_factory=dict)  # when the rank first left the written one
-    eta_written_at: dict[Key, datetime] = field(default_factory=dict)
+    eta_written_at: dict[Key, datetime] = field(default_factory=dict)  # or last found still good
     admissions: dict[tuple[str, str], AdmissionRate] = field(default_factory=dict)  # per queue
     full_pending: bool = True
 
@@ -114,6 +114,14 @@ class Context:
     memo: Memo
     position_budget: int = 10**9
     _default_queue: TestQueueSpec | None = None
+    _estimates: dict = field(default_factory=dict)  # (queue key, rank) -> estimate, for this pass
+
+    def estimate(self, queue_key: tuple[str, str], rank: int) -> datetime | None:
+        """The queue's start estimate for `rank`, computed once per pass."""
+        key = (queue_key, rank)
+        if key not in self._estimates:
+            self._estimates[key] = self.memo.admission_rate(queue_key).estimate(rank, self.now)
+        return self._estimates[key]
 
     def timer(self, plan: Plan, key: Key, when: datetime) -> None:
         """Step this execution again at `when` (a backoff ends, a queue timeout expires)."""

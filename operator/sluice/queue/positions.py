@@ -59,11 +59,20 @@ class AdmissionRate:
 
     def __init__(self) -> None:
         self.times: deque[datetime] = deque(maxlen=ADMISSIONS_REMEMBERED)
+        self._cached: tuple | None = None  # (inputs, cadence): one computation per pass
 
     def admitted(self, at: datetime) -> None:
         self.times.append(at)
 
     def cadence(self, now: datetime) -> tuple[float, float] | None:
+        key = (len(self.times), self.times[-1] if self.times else None, now)
+        if self._cached is not None and self._cached[0] == key:
+            return self._cached[1]
+        value = self._cadence(now)
+        self._cached = (key, value)
+        return value
+
+    def _cadence(self, now: datetime) -> tuple[float, float] | None:
         """(admissions per burst, seconds between bursts) over the remembered admissions, or None.
 
         Admissions come in bursts (a Job finishing frees slots that several waiters take in one

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Awaitable, Callable
 
 from sluice_runner.progress import stream_key as runner_stream_key
@@ -68,10 +68,13 @@ class ProgressRelay:
         for key, (attempt, shards) in running.items():
             if self.streams.get(key, (None,))[0] != attempt:
                 self.streams[key] = (attempt, [StreamState() for _ in range(shards)])
-        if running and not self.reading and time.monotonic() >= self.next_read:
+        if not running:
+            return None
+        if not self.reading and time.monotonic() >= self.next_read:
             self.reading = True
             self.spawn(self._read(now))
-        return None
+        # Wake the loop to read again even when nothing else happens while the tests run.
+        return now + timedelta(seconds=max(READ_INTERVAL, self.next_read - time.monotonic()))
 
     def _keys(self) -> dict[str, StreamState]:
         out = {}

@@ -172,10 +172,9 @@ class _ViewCollector:
                 if k not in queues and rec.spec.queue == "default" and k not in view.queues:
                     # `default` needs no object: the operator-wide caps bound it.
                     queues[k] = (settings.running_capacity, settings.queued_capacity, False)
-            for job in view.occupying.values():
-                if view.holds_slots(job):
-                    k = (job.namespace, job.queue)
-                    slots[k] = slots.get(k, 0) + job.slots
+            for job in view.slot_holders():
+                k = (job.namespace, job.queue)
+                slots[k] = slots.get(k, 0) + job.slots
             for k, q in view.queues.items():
                 queues[k] = (q.spec.running_capacity, q.spec.queued_capacity, q.spec.paused)
         for k, (rc, qc, p) in queues.items():

@@ -209,23 +209,22 @@ def _require_redis() -> None:
         pytest.fail("redis-server not found: apt-get install redis-server (or set SLUICE_REDIS_SERVER)")
 
 
-@pytest.fixture(scope="session")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    """One redis-server for the session (shared: tests must not stop it; use fresh_redis for that)."""
+def _serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     _require_redis()
     server = start_redis(tmp_path_factory.mktemp("redis"))
     try:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One redis-server for the session (shared: tests must not stop it; use fresh_redis for that)."""
+    yield from _serve(tmp_path_factory)
 
 
 @pytest.fixture
 def fresh_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     """A redis-server of this test's own, free to kill and restart (same port)."""
-    _require_redis()
-    server = start_redis(tmp_path_factory.mktemp("redis"))
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from _serve(tmp_path_factory)

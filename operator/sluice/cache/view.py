@@ -278,6 +278,10 @@ class ClusterView:
         uid = rec.uid if rec is not None else None
         return {a: j for a, j in jobs.items() if j.owner_uid == uid}
 
+    def slot_holders(self):
+        """The unfinished Jobs that count against capacity (see `holds_slots`)."""
+        return (job for job in self.occupying.values() if self.holds_slots(job))
+
     def holds_slots(self, job: JobRecord) -> bool:
         """An unfinished Job counts against capacity when its execution controls it, or when its
         execution is gone (the garbage collector removes it; until then its pods may run)."""

@@ -35,10 +35,10 @@ def follow_streams(conn, args, obj: dict, attempt: int) -> int:
     """Prints the console lines of every shard's stream as they come, until all shards ended."""
     import redis
 
-    from ..progress.relay import stream_key
+    from ..progress.relay import stream_keys
 
     shards = int((obj.get("spec") or {}).get("shards") or 1)
-    keys = [stream_key(conn.namespace, args.name, attempt, i if shards > 1 else None) for i in range(shards)]
+    keys = stream_keys(conn.namespace, args.name, attempt, shards)
     try:
         r = redis.from_url(os.environ["SLUICE_REDIS_URL"], password=os.environ.get("SLUICE_REDIS_PASSWORD") or None,
                            socket_timeout=FOLLOW_BLOCK_MS / 1000 + 5)

@@ -73,9 +73,9 @@ def waiting_table(executions: list[dict], queues: list[dict], namespaces: list[s
 def render(executions: list[dict], queues: list[dict], namespaces: list[str] | None, name: str | None) -> Group:
     if name:
         executions = [o for o in executions if o["metadata"]["name"] == name]
-    capacity = [Text(f"queue {b.queue}: {b.capacity_line()}")
-                for b in queue_blocks(executions if not name else [], queues, datetime.now(timezone.utc),
-                                      namespaces=namespaces)] if not name else []
+    capacity = [] if name else [Text(f"queue {b.queue}: {b.capacity_line()}")
+                                for b in queue_blocks(executions, queues, datetime.now(timezone.utc),
+                                                      namespaces=namespaces)]
     return Group(*capacity, running_table(executions), waiting_table(executions, queues, namespaces))
 
 

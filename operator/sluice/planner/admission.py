@@ -26,9 +26,8 @@ from .model import Context, CreateAttempt, Plan, StatusWrite
 
 def occupancy(view: ClusterView) -> Occupancy:
     occ = Occupancy()
-    for job in view.occupying.values():
-        if view.holds_slots(job):
-            occ.take((job.namespace, job.queue), job.slots)
+    for job in view.slot_holders():
+        occ.take((job.namespace, job.queue), job.slots)
     return occ
 
 

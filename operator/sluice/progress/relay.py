@@ -33,11 +33,9 @@ BACKOFF_MAX = 30.0
 READ_COUNT = 500  # events per stream per read: bounded work and memory
 
 
-def stream_key(namespace: str, name: str, attempt: int, shard: int | None = None) -> str:
-    """The runner's own key (`sluice_runner.progress.stream_key`, the one definition)."""
-    if shard is None:
-        return runner_stream_key(f"{namespace}/{name}", attempt)
-    return runner_stream_key(f"{namespace}/{name}", attempt, shard, shard_total=2)
+def stream_keys(namespace: str, name: str, attempt: int, shards: int) -> list[str]:
+    """Every shard's stream of an attempt, named by the runner's own `stream_key` (one definition)."""
+    return [runner_stream_key(f"{namespace}/{name}", attempt, shard, shards) for shard in range(shards)]
 
 
 class ProgressRelay:
@@ -79,8 +77,7 @@ class ProgressRelay:
     def _keys(self) -> dict[str, StreamState]:
         out = {}
         for (ns, name), (attempt, states) in self.streams.items():
-            for shard, state in enumerate(states):
-                out[stream_key(ns, name, attempt, shard if len(states) > 1 else None)] = state
+            out.update(zip(stream_keys(ns, name, attempt, len(states)), states))
         return out
 
     async def _read(self, now: datetime) -> None:

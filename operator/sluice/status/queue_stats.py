@@ -54,8 +54,8 @@ def queue_status(view: ClusterView, namespace: str, queue: str) -> TestQueueStat
             st.failed_total += 1
         if s.phase in (Phase.Succeeded, Phase.Failed, Phase.TimedOut) and s.started_at and s.completed_at:
             runs.append((s.completed_at - s.started_at).total_seconds())
-    for job in view.occupying.values():
-        if job.namespace == namespace and job.queue == queue and view.holds_slots(job):
+    for job in view.slot_holders():
+        if job.namespace == namespace and job.queue == queue:
             st.running += job.slots
     st.queued = len(queued)
     st.head = [name for _, name in sorted(queued)[:HEAD_LENGTH]]

@@ -159,11 +159,12 @@ def test_progress_moves_and_report_opens_through_the_dashboard(cluster, sluice, 
         seen: list[int] = []
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and page.locator('[data-testid=finished] tr[data-name="slow"]').count() == 0:
-            if bar.count():
-                total = int(bar.get_attribute("data-total") or 0)
-                if total:
-                    seen.append(int(bar.get_attribute("data-done")))
-                    assert total == N_TESTS
+            # One read of both attributes: the row may move to "finished" between two locator calls.
+            got = page.evaluate("""() => { const b = document.querySelector('[data-testid=running] tr[data-name="slow"] progress');
+                                          return b ? [b.dataset.total, b.dataset.done] : null; }""")
+            if got and int(got[0] or 0):
+                seen.append(int(got[1]))
+                assert int(got[0]) == N_TESTS
             time.sleep(0.2)
         assert page.evaluate("window.__loaded") == 1  # no reload happened
         moved = sorted(set(seen))

@@ -19,7 +19,8 @@ MAX_STATUS_WRITES_PER_EXECUTION = 60
 def crds(cluster):
     cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
     cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s",
-                    "crd/testexecutions.sluice.dev", "crd/testqueues.sluice.dev")
+                    "crd/testexecutions.sluice.dev", "crd/testqueues.sluice.dev",
+                    "crd/testenvironments.sluice.dev", "crd/testschedules.sluice.dev")
     return True
 
 

@@ -102,33 +102,61 @@ def test_values_reach_the_settings(bin_dir, monkeypatch, tmp_path):
     assert (st.metrics_port, st.health_port) == (9090, 9091)
 
 
+CLUSTER_SCOPED_RULES = {
+    ("sluice.dev", "testenvironments"): {"get", "list", "watch"},
+    ("sluice.dev", "testenvironments/status"): {"patch"},
+    ("", "namespaces"): {"get", "list", "watch"},
+}
+
+
+def _cluster_rules(objs) -> dict:
+    (role,) = find(objs, "ClusterRole", "sluice-cluster")
+    return _verbs(role)
+
+
+def _verbs(role: dict) -> dict[tuple[str, str], set[str]]:
+    """(apiGroup, resource) -> every verb the role's rules grant on it."""
+    out: dict[tuple[str, str], set[str]] = {}
+    for rule in role["rules"]:
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                out.setdefault((group, resource), set()).update(rule["verbs"])
+    return out
+
+
 def test_cluster_wide_rbac_is_exactly_what_the_operator_calls(bin_dir):
     objs = template(bin_dir)
-    (role,) = find(objs, "ClusterRole")
-    rules = {(g, r): set(rule["verbs"]) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"]}
+    (role,) = find(objs, "ClusterRole", "sluice")
+    rules = _verbs(role)
     assert rules == {
-        ("sluice.dev", "testexecutions"): {"get", "list", "watch"},
+        ("sluice.dev", "testexecutions"): {"get", "list", "watch", "create", "patch", "delete"},
         ("sluice.dev", "testqueues"): {"get", "list", "watch"},
+        ("sluice.dev", "testschedules"): {"get", "list", "watch"},
         ("sluice.dev", "testexecutions/status"): {"patch"},
         ("sluice.dev", "testqueues/status"): {"patch"},
+        ("sluice.dev", "testschedules/status"): {"patch"},
         ("batch", "jobs"): {"get", "list", "watch", "create", "delete"},
         ("", "configmaps"): {"get", "create"},
-        ("", "pods"): {"get", "list"},
+        ("", "pods"): {"get", "list", "watch"},
+        ("", "secrets"): {"get"},
         ("", "events"): {"create", "patch"},
     }
+    assert _cluster_rules(objs) == CLUSTER_SCOPED_RULES
     (leader,) = find(objs, "Role", "sluice-leader", "sluice-system")
     assert leader["rules"] == [
         {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
         {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "resourceNames": ["sluice-operator"],
          "verbs": ["get", "update"]},
     ]
-    assert find(objs, "ClusterRoleBinding")[0]["subjects"] == [
+    assert find(objs, "ClusterRoleBinding", "sluice")[0]["subjects"] == [
         {"kind": "ServiceAccount", "name": "sluice", "namespace": "sluice-system"}]
 
 
 def test_watch_namespaces_get_roles_and_no_cluster_rights(bin_dir):
     objs = template(bin_dir, "watchNamespaces={team-a,team-b}")
-    assert not find(objs, "ClusterRole") and not find(objs, "ClusterRoleBinding")
+    # Cluster-wide only what is cluster-scoped: environments and namespace labels.
+    assert [r["metadata"]["name"] for r in find(objs, "ClusterRole")] == ["sluice-cluster"]
+    assert _cluster_rules(objs) == CLUSTER_SCOPED_RULES
     for ns in ("team-a", "team-b"):
         assert find(objs, "Role", "sluice", ns) and find(objs, "RoleBinding", "sluice", ns)
     runner_sas = find(objs, "ServiceAccount", "sluice-runner")

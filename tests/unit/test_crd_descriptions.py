@@ -18,7 +18,8 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-CRDS = {"TestExecution": ROOT / "crds" / "testexecution.yaml", "TestQueue": ROOT / "crds" / "testqueue.yaml"}
+CRDS = {"TestExecution": ROOT / "crds" / "testexecution.yaml", "TestQueue": ROOT / "crds" / "testqueue.yaml",
+        "TestEnvironment": ROOT / "crds" / "testenvironment.yaml", "TestSchedule": ROOT / "crds" / "testschedule.yaml"}
 BEGIN, END = "<!-- BEGIN GENERATED FIELDS", "<!-- END GENERATED FIELDS -->"
 
 

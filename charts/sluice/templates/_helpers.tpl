@@ -63,12 +63,17 @@ app.kubernetes.io/part-of: sluice
 {{- define "sluice.operatorRules" -}}
 # Watched by kopf, listed on start-up and every resync.
 - apiGroups: ["sluice.dev"]
-  resources: ["testexecutions", "testqueues"]
+  resources: ["testexecutions", "testqueues", "testschedules"]
   verbs: ["get", "list", "watch"]
-# Status is the operator's only write to the user's objects (merge patches).
+# Status is the operator's only write to the user's queues and schedules (merge patches).
 - apiGroups: ["sluice.dev"]
-  resources: ["testexecutions/status", "testqueues/status"]
+  resources: ["testexecutions/status", "testqueues/status", "testschedules/status"]
   verbs: ["patch"]
+# Schedules create executions (owned by the schedule); Replace cancels one (spec.cancel); history
+# limits (queue spec.history, ttlSecondsAfterFinished, schedule history limits) delete finished ones.
+- apiGroups: ["sluice.dev"]
+  resources: ["testexecutions"]
+  verbs: ["create", "patch", "delete"]
 # One runner Job per attempt; deleted on cancel (the GC removes the rest via ownerReferences).
 - apiGroups: ["batch"]
   resources: ["jobs"]
@@ -77,14 +82,34 @@ app.kubernetes.io/part-of: sluice
 - apiGroups: [""]
   resources: ["configmaps"]
   verbs: ["get", "create"]
-# Runner pods are read for exit codes and termination messages (never created: the Job controller does).
+# Runner pods are watched (label-selected) for exit codes, termination messages and pods that never
+# start (PodPendingTooLong); never created: the Job controller does.
 - apiGroups: [""]
   resources: ["pods"]
-  verbs: ["get", "list"]
+  verbs: ["get", "list", "watch"]
+# Notification webhook URLs are read from the Secret a queue names (never listed or watched).
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get"]
 # An Event on every transition (`kubectl describe tx`).
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create", "patch"]
+{{- end }}
+
+{{/* Cluster-scoped reads and writes the operator needs in every mode (also with watchNamespaces). */}}
+{{- define "sluice.operatorClusterRules" -}}
+# Environments are cluster-scoped: read, and their status (holders, waiting) written.
+- apiGroups: ["sluice.dev"]
+  resources: ["testenvironments"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: ["sluice.dev"]
+  resources: ["testenvironments/status"]
+  verbs: ["patch"]
+# An environment's namespaceSelector is matched against namespace labels.
+- apiGroups: [""]
+  resources: ["namespaces"]
+  verbs: ["get", "list", "watch"]
 {{- end }}
 
 {{/* The live channel's URLs ("" when off): operator and runners log in as their own ACL users. */}}

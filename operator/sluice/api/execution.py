@@ -163,6 +163,7 @@ class TestExecutionSpec(WireModel):
     args: list[str] = Field(default_factory=list)
     base_url: str | None = Field(default=None, alias="baseURL")
     shards: int = 1
+    environments: list[str] = Field(default_factory=list)  # TestEnvironment names held while the Job runs
     timeout_seconds: int | None = None
     queue_timeout_seconds: int = 0
     retries: Retries | None = None
@@ -231,6 +232,18 @@ class Progress(WireModel):
     updated_at: datetime | None = None
 
 
+class NotificationRecord(WireModel):
+    """One notification's delivery for the execution's outcome: sent at most once per outcome."""
+
+    name: str
+    outcome: str | None = None
+    state: Literal["Pending", "Delivered", "GivenUp"] = "Pending"
+    attempts: int = 0
+    key: str | None = None
+    last_attempt_at: datetime | None = None
+    message: str | None = None
+
+
 class TestExecutionStatus(WireModel):
     phase: Phase | None = None
     reason: str | None = None
@@ -248,4 +261,5 @@ class TestExecutionStatus(WireModel):
     results: Results | None = None
     artifacts: ArtifactLinks | None = None
     progress: Progress | None = None  # while Running (kept after): relayed from Redis
+    notifications: list[NotificationRecord] = Field(default_factory=list)
     conditions: list[Condition] = Field(default_factory=list)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import collections
 import time
+from datetime import datetime, timezone
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
@@ -60,8 +61,10 @@ def api_operation(method: str, path: str) -> str:
 
 
 class Metrics:
-    def __init__(self, view_getter, settings, is_leader=lambda: True, writes_getter=dict):
+    def __init__(self, view_getter, settings, is_leader=lambda: True, writes_getter=dict,
+                 clock=lambda: datetime.now(timezone.utc)):
         self.registry = CollectorRegistry()
+        self._clock = clock  # wall clock (aware UTC) for how late waiters are past their ETA
         self._view_getter, self._settings, self._is_leader = view_getter, settings, is_leader
         self._writes_getter = writes_getter  # execution -> status writes sent to it
         self.admissions = Counter("sluice_admissions_total", "Attempts started (runner Jobs created).",
@@ -85,6 +88,9 @@ class Metrics:
         self._freed: collections.deque[float] = collections.deque()
         self._outcome_seen = _SeenOnce()
         self._wait_seen = _SeenOnce()
+        # uid -> the first status.estimatedStartAt written for it while Queued (the promise an
+        # overdue waiter is measured against: later writes move the ETA along with the queue).
+        self._promised: dict[str, datetime] = {}
 
     # ---- hooks called by the dispatcher ----
     def slot_freed(self, at: float) -> None:
@@ -105,6 +111,11 @@ class Metrics:
         ns, queue = meta.get("namespace", ""), spec.get("queue") or "default"
         ident = (ns, meta.get("name", ""), meta.get("uid", ""))
         from .cache.view import _ts
+        if phase == "Queued":
+            if status.get("estimatedStartAt") and ident[2] not in self._promised:
+                self._promised[ident[2]] = _ts(status["estimatedStartAt"])
+        else:
+            self._promised.pop(ident[2], None)
         started, queued = status.get("startedAt"), status.get("queuedAt")
         if started and queued and phase not in ("Pending", "Queued"):
             if self._wait_seen.first(ident):  # once per execution, at its first write after admission
@@ -150,6 +161,9 @@ class _ViewCollector:
         cap = GaugeMetricFamily("sluice_running_capacity", "Running capacity of a queue, in slots.", labels=labels)
         qcap = GaugeMetricFamily("sluice_queued_capacity", "Queued capacity of a queue.", labels=labels)
         paused = GaugeMetricFamily("sluice_queue_paused", "1 while a queue is paused.", labels=labels)
+        overdue = GaugeMetricFamily("sluice_queue_overdue_seconds", "How far past the start time first estimated "
+                                    "for it (status.estimatedStartAt) the most overdue Queued execution of a queue "
+                                    "is; 0 when none is.", labels=labels)
         phases = GaugeMetricFamily("sluice_executions", "TestExecutions by phase.", labels=[*labels, "phase"])
         op_cap = GaugeMetricFamily("sluice_operator_running_capacity", "Cluster-wide running cap (SLUICE_RUNNING_CAPACITY).")
         op_qcap = GaugeMetricFamily("sluice_operator_queued_capacity", "Cluster-wide queued cap (SLUICE_QUEUED_CAPACITY).")
@@ -160,6 +174,9 @@ class _ViewCollector:
         slots: dict[tuple[str, str], int] = {}
         by_phase: dict[tuple[str, str, str], int] = {}
         queues: dict[tuple[str, str], tuple[int, int, bool]] = {}
+        late: dict[tuple[str, str], float] = {}
+        queued_uids: set[str] = set()
+        now = self.m._clock()
         if view is not None:
             for rec in view.executions.values():
                 if rec.spec is None:
@@ -169,12 +186,19 @@ class _ViewCollector:
                 by_phase[(*k, phase)] = by_phase.get((*k, phase), 0) + 1
                 if rec.status.phase == Phase.Queued:
                     counts[k] = counts.get(k, 0) + 1
+                    queued_uids.add(rec.uid)
+                    eta = self.m._promised.get(rec.uid) or rec.status.estimated_start_at
+                    if eta is not None:
+                        eta = eta if eta.tzinfo else eta.replace(tzinfo=timezone.utc)
+                        late[k] = max(late.get(k, 0.0), (now - eta).total_seconds())
                 if k not in queues and rec.spec.queue == "default" and k not in view.queues:
                     # `default` needs no object: the operator-wide caps bound it.
                     queues[k] = (settings.running_capacity, settings.queued_capacity, False)
             for job in view.slot_holders():
                 k = (job.namespace, job.queue)
                 slots[k] = slots.get(k, 0) + job.slots
+            for uid in set(self.m._promised) - queued_uids:  # deleted or admitted: forget the promise
+                del self.m._promised[uid]
             for k, q in view.queues.items():
                 queues[k] = (q.spec.running_capacity, q.spec.queued_capacity, q.spec.paused)
         for k, (rc, qc, p) in queues.items():
@@ -187,6 +211,8 @@ class _ViewCollector:
             depth.add_metric(list(k), v)
         for k, v in slots.items():
             running.add_metric(list(k), v)
+        for k in counts:
+            overdue.add_metric(list(k), max(0.0, late.get(k, 0.0)))
         for k, v in by_phase.items():
             phases.add_metric(list(k), v)
         op_cap.add_metric([], settings.running_capacity)
@@ -194,3 +220,4 @@ class _ViewCollector:
         leader.add_metric([], 1 if self.m._is_leader() else 0)
         most.add_metric([], max(self.m._writes_getter().values(), default=0))
         yield from (depth, running, cap, qcap, paused, phases, op_cap, op_qcap, leader, most)
+        yield overdue

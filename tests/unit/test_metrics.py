@@ -138,3 +138,45 @@ def test_watch_api_counts_failed_requests_and_reraises():
     s = _samples(m)
     assert s[("sluice_api_errors_total", (("code", "409"), ("operation", "post_jobs")))] == 1
     assert not any(k[0] == "sluice_api_errors_total" and ("operation", "get_pods") in k[1] for k in s)
+
+
+def test_overdue_seconds_is_how_late_the_latest_waiter_of_each_queue_is():
+    """sluice_queue_overdue_seconds (the SluiceExecutionOverdue alert's input): now minus the
+    oldest status.estimatedStartAt among Queued executions, 0 for an on-time or ETA-less queue."""
+    from .builders import T0
+    from datetime import timedelta
+    view = ClusterView()
+    view.upsert_queue(queue("q", runningCapacity=1, queuedCapacity=9))
+    view.upsert_queue(queue("idle"))
+    view.upsert_execution(execution("a", queue="q", status={"phase": "Queued", "estimatedStartAt": ts(0)}))
+    view.upsert_execution(execution("b", queue="q", status={"phase": "Queued", "estimatedStartAt": ts(300)}))
+    view.upsert_execution(execution("c", queue="q", status={"phase": "Running", "estimatedStartAt": ts(-900)}))
+    view.upsert_execution(execution("d", status={"phase": "Queued", "estimatedStartAt": ts(3600)}))  # not due
+    view.upsert_execution(execution("e", status={"phase": "Queued"}))  # no ETA yet
+    m = Metrics(lambda: view, Settings(), clock=lambda: T0 + timedelta(seconds=600))
+    s = _samples(m)
+    q, d, idle = ((("namespace", "ns"), ("queue", n)) for n in ("q", "default", "idle"))
+    assert s[("sluice_queue_overdue_seconds", q)] == 600  # a, not the Running c
+    assert s[("sluice_queue_overdue_seconds", d)] == 0
+    assert s[("sluice_queue_overdue_seconds", idle)] == 0
+
+
+def test_overdue_is_measured_against_the_first_estimate_written_not_the_moved_one():
+    """The operator moves a waiter's ETA along with its queue; the promise is the first one."""
+    from .builders import T0
+    from datetime import timedelta
+    view = ClusterView()
+    first = execution("a", queue="q", status={"phase": "Queued", "estimatedStartAt": ts(0)})
+    moved = execution("a", queue="q", status={"phase": "Queued", "estimatedStartAt": ts(900)})
+    now = [T0 + timedelta(seconds=1000)]
+    m = Metrics(lambda: view, Settings(), clock=lambda: now[0])
+    m.status_written(first)
+    m.status_written(moved)
+    view.upsert_execution(moved)
+    key = ("sluice_queue_overdue_seconds", (("namespace", "ns"), ("queue", "q")))
+    assert _samples(m)[key] == 1000
+    admitted = execution("a", queue="q", status={"phase": "Running"})
+    m.status_written(admitted)
+    view.upsert_execution(admitted)
+    assert key not in _samples(m) or _samples(m)[key] == 0
+    assert m._promised == {}

@@ -38,6 +38,9 @@ class OperatorProcess:
         env.update({
             "SLUICE_HEALTH_PORT": str(self.health_port), "SLUICE_METRICS_PORT": str(self.metrics_port),
             "SLUICE_RESYNC_SECONDS": "30", "SLUICE_LEASE_DURATION_SECONDS": "6", "SLUICE_LEASE_RENEW_SECONDS": "2",
+            # Every image (kwok_runner's, the image-pull tests' chosen names): only the allow-list
+            # tests restrict images, with start_operator(allowed_images=...).
+            "SLUICE_ALLOWED_IMAGES": "*",
         })
         if self.namespace:
             env["SLUICE_NAMESPACES"] = self.namespace

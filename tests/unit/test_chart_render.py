@@ -155,7 +155,8 @@ def test_cluster_wide_rbac_is_exactly_what_the_operator_calls(bin_dir):
 def test_watch_namespaces_get_roles_and_no_cluster_rights(bin_dir):
     objs = template(bin_dir, "watchNamespaces={team-a,team-b}")
     # Cluster-wide only what is cluster-scoped: environments and namespace labels.
-    assert [r["metadata"]["name"] for r in find(objs, "ClusterRole")] == ["sluice-cluster"]
+    assert [r["metadata"]["name"] for r in find(objs, "ClusterRole")
+            if r["metadata"]["labels"].get("app.kubernetes.io/component") != "user-role"] == ["sluice-cluster"]
     assert _cluster_rules(objs) == CLUSTER_SCOPED_RULES
     for ns in ("team-a", "team-b"):
         assert find(objs, "Role", "sluice", ns) and find(objs, "RoleBinding", "sluice", ns)
@@ -175,12 +176,12 @@ def test_operator_pod_is_restricted_and_probed(bin_dir):
     assert c["securityContext"] == {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
                                     "runAsNonRoot": True, "capabilities": {"drop": ["ALL"]}}
     ports = {p["name"]: p["containerPort"] for p in c["ports"]}
-    assert ports == {"metrics": 8080, "health": 8081}
+    assert ports == {"metrics": 8080, "health": 8081, "webhook": 9443}
     assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
     assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "health"}
     assert c["resources"]["requests"] and c["resources"]["limits"]["memory"]
     assert c["image"] == "ghcr.io/sluice-dev/sluice-operator:0.1.0"
-    (svc,) = [s for s in find(objs, "Service") if not s["metadata"]["name"].endswith("-redis")]
+    (svc,) = find(objs, "Service", "sluice-metrics")
     assert svc["spec"]["selector"] == deploy["spec"]["selector"]["matchLabels"]
     assert svc["spec"]["ports"][0]["targetPort"] == "metrics"
 
@@ -219,3 +220,111 @@ def test_the_live_channel_is_deployed_by_default_or_taken_from_values_or_off(bin
     env = operator_env(off)
     assert (env["SLUICE_REDIS_URL"], env["SLUICE_RUNNER_REDIS_URL"], env["SLUICE_RUNNER_REDIS_SECRET"]) == ("", "", "")
     assert not find(off, "Secret", name="sluice-redis")
+
+
+USER_READ = {"get", "list", "watch"}
+USER_WRITE = {"create", "delete", "patch", "update"}
+SLUICE_KINDS = ("testexecutions", "testqueues", "testschedules", "testenvironments")
+
+
+def test_user_roles_read_write_and_aggregate_as_documented(bin_dir):
+    """viewer reads all four kinds; editor also writes executions and schedules; admin also queues
+    and environments; each aggregates into the built-in role of its level unless turned off."""
+    objs = template(bin_dir, "watchNamespaces={team-a}")
+    roles = {r["metadata"]["name"]: r for r in find(objs, "ClusterRole")
+             if r["metadata"]["labels"].get("app.kubernetes.io/component") == "user-role"}
+    assert sorted(roles) == ["sluice-admin", "sluice-editor", "sluice-viewer"]
+    writes = {"viewer": (), "editor": ("testexecutions", "testschedules"), "admin": SLUICE_KINDS}
+    for level, builtin in (("viewer", "view"), ("editor", "edit"), ("admin", "admin")):
+        role = roles[f"sluice-{level}"]
+        assert _verbs(role) == {("sluice.dev", kind): USER_READ | (USER_WRITE if kind in writes[level] else set())
+                                for kind in SLUICE_KINDS}, level
+        aggregate = {k for k in role["metadata"]["labels"] if k.startswith("rbac.authorization.k8s.io/aggregate-to-")}
+        assert aggregate == {f"rbac.authorization.k8s.io/aggregate-to-{builtin}"}, level
+    plain = template(bin_dir, "rbac.userRoles.aggregate=false")
+    assert not any(k.startswith("rbac.authorization.k8s.io/aggregate-to-")
+                   for r in find(plain, "ClusterRole") for k in r["metadata"]["labels"])
+    assert not find(template(bin_dir, "rbac.userRoles.create=false"), "ClusterRole", "sluice-viewer")
+    assert operator_env(template(bin_dir, "runner.allowedImages={reg.example/tests/*,reg.example/x:?}"))[
+        "SLUICE_ALLOWED_IMAGES"] == "reg.example/tests/*,reg.example/x:?"
+
+
+def test_the_admission_webhook_is_installed_with_its_own_certificate_or_off(bin_dir, monkeypatch):
+    """Service, generated CA and serving cert (Secret mounted into the pod, CA in the caBundle),
+    the configuration (Ignore, matchConditions, watched namespaces only); webhook.enabled=false
+    leaves nothing and turns the operator's port off."""
+    import base64
+
+    from cryptography import x509
+
+    objs = template(bin_dir, "watchNamespaces={team-a,team-b}")
+    (secret,) = find(objs, "Secret", "sluice-webhook-cert", "sluice-system")
+    data = {k: base64.b64decode(v) for k, v in secret["data"].items()}
+    assert secret["type"] == "kubernetes.io/tls"
+    ca, cert = x509.load_pem_x509_certificate(data["ca.crt"]), x509.load_pem_x509_certificate(data["tls.crt"])
+    cert.verify_directly_issued_by(ca)
+    sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
+    assert "sluice-webhook.sluice-system.svc" in sans
+    (svc,) = find(objs, "Service", "sluice-webhook", "sluice-system")
+    (deploy,) = operator_deployments(objs)
+    assert svc["spec"]["selector"] == deploy["spec"]["selector"]["matchLabels"]
+    assert svc["spec"]["ports"] == [{"name": "webhook", "port": 443, "targetPort": "webhook", "protocol": "TCP"}]
+    (vwc,) = find(objs, "ValidatingWebhookConfiguration", "sluice")
+    (hook,) = vwc["webhooks"]
+    assert base64.b64decode(hook["clientConfig"]["caBundle"]) == data["ca.crt"]
+    assert hook["clientConfig"]["service"] == {"name": "sluice-webhook", "namespace": "sluice-system",
+                                               "path": "/validate-testexecutions", "port": 443}
+    assert (hook["failurePolicy"], hook["sideEffects"], hook["timeoutSeconds"], hook["matchPolicy"]) == \
+        ("Ignore", "NoneOnDryRun", 3, "Equivalent")
+    assert hook["rules"][0]["operations"] == ["CREATE", "UPDATE"] and hook["rules"][0]["resources"] == ["testexecutions"]
+    assert hook["namespaceSelector"]["matchExpressions"] == [
+        {"key": "kubernetes.io/metadata.name", "operator": "In", "values": ["team-a", "team-b"]}]
+    assert "request.operation == 'CREATE'" in hook["matchConditions"][0]["expression"]
+    pod = deploy["spec"]["template"]["spec"]
+    (c,) = pod["containers"]
+    mount = next(m for m in c["volumeMounts"] if m["name"] == "webhook-cert")
+    assert next(v for v in pod["volumes"] if v["name"] == "webhook-cert")["secret"]["secretName"] == "sluice-webhook-cert"
+    st = _settings_from(operator_env(objs), monkeypatch)
+    assert (st.webhook_port, st.webhook_cert_dir) == (9443, mount["mountPath"])
+    # Cluster-wide mode: every namespace but the denied ones.
+    (hook,) = find(template(bin_dir), "ValidatingWebhookConfiguration", "sluice")[0]["webhooks"]
+    assert hook["namespaceSelector"]["matchExpressions"][0]["operator"] == "NotIn"
+    off = template(bin_dir, "webhook.enabled=false")
+    assert not find(off, "ValidatingWebhookConfiguration") and not find(off, "Service", "sluice-webhook")
+    assert not find(off, "Secret", "sluice-webhook-cert")
+    (deploy,) = operator_deployments(off)
+    assert all(v["name"] != "webhook-cert" for v in deploy["spec"]["template"]["spec"]["volumes"])
+    assert _settings_from(operator_env(off), monkeypatch).webhook_port == 0
+
+
+def test_alerts_render_a_prometheusrule_whose_groups_are_the_promtool_tested_file(bin_dir, tmp_path):
+    """alerts.enabled renders files/alerts.yaml as a PrometheusRule whose spec, with the default
+    thresholds, is docs/prometheus-alerts.yaml: the file tests/alerts/ runs `promtool test rules`
+    on (hack/gen-alerts writes it). Thresholds, labels and the runbook base come from values."""
+    import yaml
+
+    from tests.harness.chart import KUBE_VERSION
+    assert not find(template(bin_dir), "PrometheusRule")  # the CRD may not exist: off by default
+    (rule,) = find(template(bin_dir, "alerts.enabled=true"), "PrometheusRule", "sluice-alerts", "sluice-system")
+    assert rule["apiVersion"] == "monitoring.coreos.com/v1"
+    shipped = yaml.safe_load((ROOT / "docs" / "prometheus-alerts.yaml").read_text())
+    assert rule["spec"] == shipped, "docs/prometheus-alerts.yaml is stale: run hack/gen-alerts"
+    values = {"alerts": {"enabled": True, "labels": {"release": "kube-prometheus-stack"},
+                         "runbookBaseURL": "https://wiki.example/sluice",
+                         "queueBackingUp": {"ratio": 0.75, "for": "5m", "severity": "critical"},
+                         "queueFailureRate": {"window": "6h", "minFinished": 20}}}
+    (rule,) = find(template(bin_dir, values=values, tmp=tmp_path), "PrometheusRule")
+    assert rule["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    assert rule["metadata"]["labels"]["app.kubernetes.io/name"] == "sluice"
+    rules = {r["alert"]: r for g in rule["spec"]["groups"] for r in g["rules"]}
+    backing = rules["SluiceQueueBackingUp"]
+    assert backing["expr"].rstrip().endswith(">= 0.75") and backing["for"] == "5m"
+    assert backing["labels"] == {"severity": "critical"}
+    failing = rules["SluiceQueueFailureRate"]["expr"]
+    assert failing.count("[6h]") == 3 and failing.rstrip().endswith(">= 20") and "> 0.5" in failing
+    assert rules["SluiceNoLeader"]["annotations"]["runbook_url"] == "https://wiki.example/sluice#sluicenoleader"
+    defaults = {r["alert"]: r for g in shipped["groups"] for r in g["rules"]}
+    assert rules["SluiceNoLeader"]["expr"] == defaults["SluiceNoLeader"]["expr"]
+    bad = helm(bin_dir, "template", "sluice", str(CHART), "--kube-version", KUBE_VERSION,
+               "--set", "alerts.enabled=true", "--set", "alerts.executionOverdue.for=soon", check=False)
+    assert bad.returncode != 0 and "for" in bad.stderr

@@ -24,6 +24,9 @@ class Settings(BaseSettings):
     runner_cpu_limit: str = ""
     runner_memory_limit: str = "2Gi"
     runner_service_account: str = Field("", description="Default ServiceAccount of runner pods ('' = namespace default).")
+    allowed_images: str = Field(
+        "", description="Comma-separated glob patterns of runner images every queue without its own allowedImages "
+        "also allows (besides runner_image and the queue's defaults.runner.image).")
     artifacts_bucket: str = ""
     artifacts_prefix: str = ""
     artifacts_endpoint: str = ""
@@ -41,6 +44,12 @@ class Settings(BaseSettings):
     position_head_lag_seconds: float = Field(5.0, gt=0, description="Most a head rank may lag behind the true rank.")
     position_writes_per_second: float = Field(
         50.0, gt=0, description="Safety budget for position and estimate writes (most urgent first); phase changes are not limited.")
+    best_effort_reserve_seconds: float = Field(
+        60.0, ge=0, description="Under BestEffortFIFO, an execution that cannot start lets smaller ones pass until it "
+                                "has waited this long; then it holds what it waits for (no starvation).")
+    environment_missing_grace_seconds: float = Field(
+        10.0, ge=0, description="An execution naming a TestEnvironment that does not exist waits this long for it "
+                                "(applied together) before it is Rejected.")
     queue_status_interval_seconds: float = 5.0
     resync_seconds: float = 60.0
     write_concurrency: int = 32
@@ -50,7 +59,17 @@ class Settings(BaseSettings):
     lease_renew_seconds: float = 5.0
     metrics_port: int = 8080
     health_port: int = 8081
+    webhook_port: int = Field(
+        9443, ge=0, le=65535, description="HTTPS port of the admission webhook (QueueFull at create, who changed a "
+        "priority); 0 = off. Served only when webhook_cert_dir holds tls.crt and tls.key.")
+    webhook_cert_dir: str = Field(
+        "/etc/sluice/webhook", description="Directory with the webhook's tls.crt and tls.key (the chart mounts its "
+        "generated Secret here).")
 
     @property
     def watch_namespaces(self) -> list[str]:
         return [ns.strip() for ns in self.namespaces.split(",") if ns.strip()]
+
+    @property
+    def allowed_image_patterns(self) -> list[str]:
+        return [p.strip() for p in self.allowed_images.split(",") if p.strip()]

@@ -20,10 +20,13 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Collection
 
 from sluice_runner.errors import ErrorClass, ExitCode
 
-from ..api.common import GROUP_VERSION, LABEL_ATTEMPT, LABEL_EXECUTION, LABEL_MANAGED_BY, LABEL_QUEUE
+from ..api.common import (
+    ANNOTATION_ENVIRONMENTS, GROUP_VERSION, LABEL_ATTEMPT, LABEL_EXECUTION, LABEL_MANAGED_BY, LABEL_QUEUE,
+)
 from ..api.effective import EffectiveSpec
 from ..api.settings import Settings
 from .names import job_name, source_config_map_name
@@ -227,19 +230,21 @@ def _container(namespace: str, name: str, attempt: int, eff: EffectiveSpec, sett
     return container
 
 
-def _pod_spec(container: dict, volumes: list[dict], eff: EffectiveSpec, settings: Settings) -> dict:
-    """The pod: never restarted, no service-account token unless the execution names an account."""
+def _pod_spec(container: dict, volumes: list[dict], eff: EffectiveSpec, settings: Settings,
+              token_accounts: Collection[str] = ()) -> dict:
+    """The pod: never restarted, no service-account token unless its account is one the queue
+    allows by name (`token_accounts`: its allowedServiceAccounts, "" excluded)."""
     runner = eff.runner
+    service_account = runner.service_account_name or settings.runner_service_account or None
     pod_spec: dict = {
         "restartPolicy": "Never",
         "containers": [container],
         "volumes": volumes,
         "terminationGracePeriodSeconds": settings.termination_grace_seconds,
-        "automountServiceAccountToken": bool(runner.service_account_name),
+        "automountServiceAccountToken": service_account is not None and service_account in token_accounts,
         "securityContext": copy.deepcopy(POD_SECURITY),
         "enableServiceLinks": False,
     }
-    service_account = runner.service_account_name or settings.runner_service_account or None
     if service_account:
         pod_spec["serviceAccountName"] = service_account
     if runner.node_selector:
@@ -270,21 +275,25 @@ def _job_spec(pod_template: dict, eff: EffectiveSpec, settings: Settings) -> dic
     return job_spec
 
 
-def render_job(namespace: str, name: str, uid: str, attempt: int, eff: EffectiveSpec, settings: Settings) -> dict:
-    """The attempt's Job, owned by the execution, with Sluice's labels on the Job and its pods."""
+def render_job(namespace: str, name: str, uid: str, attempt: int, eff: EffectiveSpec, settings: Settings,
+               token_accounts: Collection[str] = ()) -> dict:
+    """The attempt's Job, owned by the execution, with Sluice's labels on the Job and its pods;
+    its pod mounts an API token only when its ServiceAccount is in `token_accounts`."""
     runner = eff.runner
     volumes, mounts = _volumes(namespace, name, eff)
     container = _container(namespace, name, attempt, eff, settings, mounts)
     pod_labels = {**(runner.pod_labels or {}), **labels_for(name, eff.spec.queue, attempt)}
     template = {
         "metadata": {"labels": pod_labels, "annotations": dict(runner.pod_annotations or {})},
-        "spec": _pod_spec(container, volumes, eff, settings),
+        "spec": _pod_spec(container, volumes, eff, settings, token_accounts),
     }
     return {
         "apiVersion": "batch/v1", "kind": "Job",
         "metadata": {
             "name": job_name(name, attempt), "namespace": namespace,
             "labels": labels_for(name, eff.spec.queue, attempt),
+            **({"annotations": {ANNOTATION_ENVIRONMENTS: ",".join(eff.spec.environments)}}
+               if eff.spec.environments else {}),
             "ownerReferences": [owner_reference(name, uid)],
         },
         "spec": _job_spec(template, eff, settings),

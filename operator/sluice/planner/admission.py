@@ -16,7 +16,7 @@ from ..api.queue import TestQueueSpec
 from ..cache.view import ClusterView, ExecutionRecord, Key
 from ..kube.names import job_name
 from ..kube.render import render_job, render_source_config_map
-from ..queue.capacity import Occupancy, QueueLimits, plan_admissions
+from ..queue.capacity import Occupancy, QueueLimits, busy_environments, plan_admissions
 from ..queue.ordering import Candidate, next_promotion, order
 from ..queue.positions import ETA_REWRITE_SECONDS, eta_drifted, position_due, queue_positions
 from ..status.transitions import to_queued, to_running, to_terminal
@@ -27,8 +27,28 @@ from .model import Context, CreateAttempt, Plan, StatusWrite
 def occupancy(view: ClusterView) -> Occupancy:
     occ = Occupancy()
     for job in view.slot_holders():
-        occ.take((job.namespace, job.queue), job.slots)
+        occ.take((job.namespace, job.queue), job.slots, job.environments)
     return occ
+
+
+def environment_holders(view: ClusterView) -> dict[str, list[str]]:
+    """Environment name -> its holders (`namespace/execution`), from the unfinished Jobs."""
+    holders: dict[str, list[str]] = {}
+    for job in view.slot_holders():
+        for env in job.environments:
+            holders.setdefault(env, []).append(f"{job.namespace}/{job.execution}")
+    return holders
+
+
+def environment_capacity(view: ClusterView) -> dict[str, int]:
+    return {name: env.spec.concurrency for name, env in view.environments.items()}
+
+
+def _per_pass(ctx: Context, name: str, compute):
+    """`compute(view)`, once per pass (the waiting-reason sentences need it per waiter)."""
+    if name not in ctx.per_pass:
+        ctx.per_pass[name] = compute(ctx.view)
+    return ctx.per_pass[name]
 
 
 def _qspec(ctx: Context, c: Candidate) -> TestQueueSpec:
@@ -44,7 +64,8 @@ def _admit(c: Candidate, ctx: Context, plan: Plan) -> None:
     to_running(st, c.attempt, name, message, c.queued_at, ctx.now, rec.generation)
     plan.creates.append(CreateAttempt(
         key=c.key, uid=rec.uid, attempt=c.attempt,
-        job=render_job(rec.namespace, rec.name, rec.uid, c.attempt, eff, ctx.settings),
+        job=render_job(rec.namespace, rec.name, rec.uid, c.attempt, eff, ctx.settings,
+                       token_accounts=_qspec(ctx, c).allowed_service_accounts or ()),
         config_map=render_source_config_map(rec.namespace, rec.name, rec.uid, eff),
         status=st, event=("Normal", "Admitted", message),
     ))
@@ -79,11 +100,24 @@ def _why(c: Candidate, qspec: TestQueueSpec, occ: Occupancy, ctx: Context) -> tu
     if used + c.shards > cap:
         return ("QueueAtCapacity" if c.shards == 1 or used >= cap else "WaitingForSlots",
                 f"queue {c.queue}: {used}/{cap} running" + (f", needs {c.shards} slots" if c.shards > 1 else ""))
+    busy = busy_environments(c, occ, _per_pass(ctx, "caps", environment_capacity)) if c.environments else []
+    if busy:
+        return "EnvironmentBusy", "; ".join(_busy_sentence(env, occ, ctx) for env in busy)
     total, gcap = occ.used, ctx.settings.running_capacity
     if total + c.shards > gcap:
         return ("ClusterAtCapacity" if c.shards == 1 or total >= gcap else "WaitingForSlots",
                 f"Sluice: {total}/{gcap} slots running cluster-wide")
     return "Queued", f"queue {c.queue}: {used}/{cap} running"
+
+
+def _busy_sentence(env: str, occ: Occupancy, ctx: Context) -> str:
+    rec = ctx.view.environments.get(env)
+    if rec is None:
+        return f"environment {env} does not exist (kubectl get testenvironments)"
+    holders = _per_pass(ctx, "holders", environment_holders).get(env, [])
+    shown = ", ".join(holders[:3]) + (f" and {len(holders) - 3} more" if len(holders) > 3 else "")
+    return f"environment {env}: {occ.holders_of(env)}/{rec.spec.concurrency} in use" + (
+        f" by {shown}" if shown else "")
 
 
 def _waiting(c: Candidate, rank: int, qspec: TestQueueSpec, occ: Occupancy, ctx: Context) -> Waiting:
@@ -216,9 +250,13 @@ def admit_and_queue(waiting: list[Candidate], ctx: Context, plan: Plan) -> None:
     for c in ordered:
         if c.queue_key not in limits:
             qspec = _qspec(ctx, c)
-            limits[c.queue_key] = QueueLimits(qspec.running_capacity, qspec.paused)
+            limits[c.queue_key] = QueueLimits(qspec.running_capacity, qspec.paused,
+                                              strict=qspec.admission == "StrictFIFO")
     occ = occupancy(view)
-    admitted = plan_admissions(ordered, occ, ctx.settings.running_capacity, limits)
+    reserve_after = timedelta(seconds=ctx.settings.best_effort_reserve_seconds)
+    admitted = plan_admissions(ordered, occ, ctx.settings.running_capacity, limits,
+                               _per_pass(ctx, "caps", environment_capacity),
+                               holds=lambda c: now - c.queued_at >= reserve_after)
     for c in admitted:
         _admit(c, ctx, plan)
         ctx.memo.admission_rate(c.queue_key).admitted(now)

@@ -17,11 +17,12 @@ from sluice_runner.errors import ErrorClass
 
 from ..policy.outcome import REASON_OF_CLASS, classify_attempt
 from ..policy.retry import decide_retry
-from ..policy.validate import semantic_problems
+from ..policy.validate import NOT_ALLOWED, not_allowed_problems, semantic_problems
 from ..queue.ordering import Candidate
 from ..status.conditions import acknowledge_generation
 from ..status.transitions import attempt_record, close_attempt, to_backing_off, to_pending, to_running, to_terminal
 from .model import Context, Plan, StatusWrite
+from .pod_pending import REASON_POD_PENDING_TOO_LONG, judge_pending_pods, pending_message
 
 
 WARNING_REASONS = frozenset({"QueueNotFound"})  # waiting for something only a user can fix
@@ -140,13 +141,44 @@ def _observe_attempt(step: Step, jobs: dict[int, JobRecord], qspec: TestQueueSpe
         close_attempt(step.st, attempt, "Failed", REASON_OF_CLASS[infra], step.ctx.now, text)
         _fail_or_retry(step, step.effective(qspec), infra, REASON_OF_CLASS[infra], text, attempt)
     elif current.finished is None:
-        if step.changed:
+        if not _fail_if_pods_never_started(step, current, qspec) and step.changed:
             step.write()
     elif (current.namespace, current.name) not in step.ctx.view.pods:
         step.plan.fetch_pods.append(current)
     else:
         _complete_attempt(step, current, step.effective(qspec))
     return True
+
+
+def _fail_if_pods_never_started(step: Step, job: JobRecord, qspec: TestQueueSpec) -> bool:
+    """A pod of the running attempt still not started past the queue's grace, saying why
+    (`planner.pod_pending`): close the attempt as an infrastructure failure, stop its Job, then
+    retry or end. Otherwise wake when the next pod's grace runs out. True when it failed."""
+    ctx, grace = step.ctx, qspec.pod_pending_grace_seconds
+    pods = ctx.view.runner_pods.of_job((job.obj.get("metadata") or {}).get("uid") or "")
+    if not pods:
+        return False
+    verdict = judge_pending_pods(pods, grace, ctx.now)
+    if verdict.stuck is None:
+        if verdict.recheck_at is not None:
+            ctx.timer(step.plan, step.rec.key, verdict.recheck_at)
+        return False
+    text = pending_message(verdict.stuck, grace)
+    close_attempt(step.st, job.attempt, "Failed", REASON_POD_PENDING_TOO_LONG, ctx.now, text)
+    if not job.deleting:
+        step.plan.deletes.append(job)
+    _fail_or_retry(step, step.effective(qspec), ErrorClass.INFRASTRUCTURE, REASON_POD_PENDING_TOO_LONG, text,
+                   job.attempt)
+    return True
+
+
+def _stop_closed_attempts(st: TestExecutionStatus, jobs: dict[int, JobRecord], plan: Plan) -> None:
+    """A Job still running for an attempt already closed (failed early, see above) is stopped; this
+    sends the delete again after a refused one."""
+    for attempt, job in jobs.items():
+        record = attempt_record(st, attempt)
+        if record is not None and record.completed_at is not None and job.occupies and not job.deleting:
+            plan.deletes.append(job)
 
 
 def _queue_deadline(step: Step) -> tuple[datetime, datetime | None]:
@@ -157,11 +189,46 @@ def _queue_deadline(step: Step) -> tuple[datetime, datetime | None]:
     return queued_at, (queued_at + timedelta(seconds=timeout) if timeout > 0 else None)
 
 
+def _environments_ready(step: Step) -> bool:
+    """Every named TestEnvironment exists and admits the namespace; else it is rejected, or waits
+    a short grace for an environment applied together with it (the watch may bring it later)."""
+    rec, ctx = step.rec, step.ctx
+    view = ctx.view
+    missing = [e for e in rec.spec.environments if e not in view.environments]
+    if missing:
+        first = ctx.first_seen.get(rec.key, ctx.now)
+        deadline = first + timedelta(seconds=ctx.settings.environment_missing_grace_seconds)
+        if view.environments_listed and ctx.now >= deadline:
+            step.finish(Phase.Rejected, "InvalidSpec",
+                        f"TestEnvironment {', '.join(missing)} does not exist: create it (kubectl get testenvironments) "
+                        f"or remove it from spec.environments")
+        else:
+            ctx.timer(step.plan, rec.key, max(deadline, ctx.now + timedelta(seconds=1)))
+        return False
+    labels = view.namespace_labels.get(rec.namespace)
+    for name in rec.spec.environments:
+        selector = view.environments[name].spec.namespace_selector
+        if selector is None or (not selector.match_labels and not selector.match_expressions):
+            continue
+        if labels is None and not view.environments_listed:  # not known yet
+            ctx.timer(step.plan, rec.key, ctx.now + timedelta(seconds=1))
+            return False
+        labels = labels if labels is not None else {"kubernetes.io/metadata.name": rec.namespace}
+        if not selector.matches(labels):
+            step.finish(Phase.Rejected, "InvalidSpec",
+                        f"TestEnvironment {name} does not admit namespace {rec.namespace}: its namespaceSelector "
+                        f"does not match the namespace's labels; ask its owner, or remove it from spec.environments")
+            return False
+    return True
+
+
 def _validate(step: Step, qspec: TestQueueSpec) -> bool:
     """First attempt only: True when the spec is fit to queue (else it is rejected or checked)."""
     rec, ctx = step.rec, step.ctx
     if rec.spec.source.config_map is not None and rec.key not in ctx.view.missing_config_maps:
         step.plan.check_config_maps.append((rec.key, rec.spec.source.config_map.name))
+        return False
+    if rec.spec.environments and not _environments_ready(step):
         return False
     problems = semantic_problems(step.effective(qspec), qspec.running_capacity, ctx.settings.running_capacity,
                                  ctx.view.missing_config_maps.get(rec.key), name=rec.name, settings=ctx.settings)
@@ -196,6 +263,7 @@ def step_execution(rec: ExecutionRecord, ctx: Context, plan: Plan) -> Candidate 
         return None
     if jobs:
         _adopt(step, jobs)
+        _stop_closed_attempts(rec.status, jobs, plan)
     qspec = ctx.queue_spec(rec.namespace, rec.spec.queue)
     if _observe_attempt(step, jobs, qspec):
         return None
@@ -231,12 +299,15 @@ def _wait(step: Step, qspec: TestQueueSpec | None) -> Candidate | None:
         if due > ctx.now:
             ctx.timer(plan, rec.key, due)
             return None
-        return _candidate(rec, st, (st.attempt or 0) + 1, queued=False, queued_at=queued_at)
-    if (st.phase is None or st.phase == Phase.Pending) and not _validate(step, qspec):
+    elif (st.phase is None or st.phase == Phase.Pending) and not _validate(step, qspec):
+        return None
+    not_allowed = not_allowed_problems(rec.spec, qspec, ctx.settings)  # before every attempt
+    if not_allowed:
+        step.finish(Phase.Rejected, NOT_ALLOWED, "; ".join(not_allowed))
         return None
     # attempt + 1, not 1: a retry sent back to the queue (its TestQueue was deleted while it
     # backed off) must not reuse the Job name of the attempt that failed.
-    return _candidate(rec, st, (st.attempt or 0) + 1, queued=True, queued_at=queued_at)
+    return _candidate(rec, st, (st.attempt or 0) + 1, queued=not retrying, queued_at=queued_at)
 
 
 def _candidate(rec: ExecutionRecord, st: TestExecutionStatus, attempt: int, queued: bool,
@@ -244,5 +315,5 @@ def _candidate(rec: ExecutionRecord, st: TestExecutionStatus, attempt: int, queu
     return Candidate(
         namespace=rec.namespace, name=rec.name, queue=rec.spec.queue, priority=rec.spec.priority,
         created=rec.created, queued_at=st.queued_at or queued_at,
-        shards=rec.spec.shards, attempt=attempt, queued=queued,
+        shards=rec.spec.shards, attempt=attempt, queued=queued, environments=tuple(rec.spec.environments),
     )

@@ -12,11 +12,17 @@ retrying cannot fix) is refused here first, as `Rejected`/`InvalidSpec`, before 
 
 The checks live in `policy/checks/`, one module per area (`grammar`, `source`, `runner`,
 `execution`); this module runs them in a fixed order and keeps the names callers import.
+
+The queue's allow-lists (`checks/allowed.py`, `not_allowed_problems`) are a separate verdict: the
+spec is well-formed but its queue does not let it run, so the planner rejects with reason
+`NOT_ALLOWED` instead of `InvalidSpec`, and checks them again before every attempt (the priority
+may change while an execution waits, the queue's lists at any time).
 """
 from __future__ import annotations
 
 from ..api.effective import EffectiveSpec
 from ..api.settings import Settings
+from .checks.allowed import NOT_ALLOWED, not_allowed_problems  # noqa: F401  (the planner's second verdict)
 from .checks.execution import (
     args_problems, artifacts_problems, base_url_problems, capacity_problems, name_problems, queue_problems,
     retry_problems,

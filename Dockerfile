@@ -34,7 +34,7 @@ RUN --mount=type=bind,from=wheel,source=/wheels,target=/wheels \
     pip install --no-cache-dir \
         "kopf==1.45.2" "kubernetes_asyncio==36.1.0" "kubernetes==37.0.1" "aiohttp==3.14.5" \
         "pydantic==2.14.3" "pydantic-settings==2.14.1" "prometheus-client==0.26.0" "PyYAML==6.0.3" \
-        "boto3==1.43.11" \
+        "boto3==1.43.11" "cronsim==2.8" \
     && pip install --no-cache-dir --no-deps /wheels/sluice-*.whl \
     && python -c "import sluice.operator_main"
 USER 65532:65532

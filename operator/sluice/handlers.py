@@ -11,6 +11,7 @@ from __future__ import annotations
 import kopf
 
 from .api.common import API_GROUP, API_VERSION, LABEL_EXECUTION
+from .cache.pods import RUNNER_POD_FIELD_SELECTOR
 
 
 class NoDiffBase(kopf.DiffBaseStorage):
@@ -45,7 +46,7 @@ class NoProgress(kopf.ProgressStorage):
         return essence
 
 
-def register(registry: kopf.OperatorRegistry, dispatcher) -> None:
+def register(registry: kopf.OperatorRegistry, dispatcher, schedules=None) -> None:
     def _type(event: dict) -> str:
         return event.get("type") or "MODIFIED"  # None: the initial listing
 
@@ -60,6 +61,29 @@ def register(registry: kopf.OperatorRegistry, dispatcher) -> None:
     @kopf.on.event("batch", "v1", "jobs", labels={LABEL_EXECUTION: kopf.PRESENT}, registry=registry)
     async def job_event(event: dict, **_) -> None:
         dispatcher.on_job(_type(event), event["object"])
+
+    @kopf.on.event(API_GROUP, API_VERSION, "testenvironments", registry=registry)
+    async def environment_event(event: dict, **_) -> None:
+        dispatcher.on_environment(_type(event), event["object"])
+
+    @kopf.on.event("", "v1", "namespaces", registry=registry)
+    async def namespace_event(event: dict, **_) -> None:
+        dispatcher.on_namespace(_type(event), event["object"])
+
+    # Runner pods that have not started (selected by the API server: see `configure`).
+    @kopf.on.event("", "v1", "pods", labels={LABEL_EXECUTION: kopf.PRESENT}, registry=registry)
+    async def pod_event(event: dict, **_) -> None:
+        dispatcher.on_pod(_type(event), event["object"])
+
+    if schedules is not None:  # schedule.controller.ScheduleController
+        @kopf.on.event(API_GROUP, API_VERSION, "testschedules", registry=registry)
+        async def schedule_event(event: dict, **_) -> None:
+            schedules.on_schedule(_type(event), event["object"])
+
+        # The same watch as execution_event (kopf opens one per resource); runs of schedules only.
+        @kopf.on.event(API_GROUP, API_VERSION, "testexecutions", registry=registry)
+        async def scheduled_run_event(event: dict, **_) -> None:
+            schedules.on_run(_type(event), event["object"])
 
     @kopf.on.login(registry=registry)
     def login(**_) -> kopf.ConnectionInfo:
@@ -76,3 +100,7 @@ def register(registry: kopf.OperatorRegistry, dispatcher) -> None:
         settings.batching.batch_window = 0.01
         settings.persistence.diffbase_storage = NoDiffBase()
         settings.persistence.progress_storage = NoProgress()
+        # Server-side: only runner pods, and only while Pending (a pod that starts leaves the
+        # selection, which the watch reports as DELETED), never every pod of the cluster.
+        settings.watching.label_selectors["", "v1", "pods"] = LABEL_EXECUTION
+        settings.watching.field_selectors["", "v1", "pods"] = RUNNER_POD_FIELD_SELECTOR

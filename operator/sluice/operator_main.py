@@ -1,5 +1,5 @@
 """`sluice operator`: kopf watches, the dispatcher, the leader Lease and the HTTP endpoints
-(/healthz, /readyz, /metrics) in one asyncio loop."""
+(/healthz, /readyz, /metrics) in one asyncio loop, and the admission webhook on its own TLS port."""
 from __future__ import annotations
 
 import asyncio
@@ -20,7 +20,11 @@ from .handlers import register
 from .kube.client import Kube
 from .leader import LeaderElector, default_lease_namespace
 from .metrics import Metrics
+from .notify.sender import Notifier
+from .notify.webhook_url import WebhookUrls
 from .progress.relay import ProgressRelay
+from .schedule.controller import ScheduleController
+from .webhook.server import AdmissionWebhook, WebhookCertError, load_tls, serve_webhook
 
 log = logging.getLogger("sluice.operator")
 
@@ -64,6 +68,27 @@ async def _serve(metrics: Metrics, dispatcher: Dispatcher, settings: Settings) -
     return runner
 
 
+async def _serve_webhook(webhook: AdmissionWebhook, settings: Settings) -> web.AppRunner | None:
+    """The admission webhook on its own TLS port, or None when it is off or has no certificate."""
+    if not settings.webhook_port:
+        return None
+    try:
+        context = load_tls(settings.webhook_cert_dir)
+    except WebhookCertError as exc:
+        raise StartupError(str(exc)) from None
+    if context is None:
+        log.info("no tls.crt/tls.key in SLUICE_WEBHOOK_CERT_DIR (%s): the admission webhook is off "
+                 "(queues are still bounded by Rejected/QueueFull)", settings.webhook_cert_dir)
+        return None
+    try:
+        runner = await serve_webhook(webhook, settings.webhook_port, context)
+    except OSError as exc:
+        raise StartupError(f"cannot listen on port {settings.webhook_port} ({exc.strerror}): another process uses "
+                           f"it; set SLUICE_WEBHOOK_PORT to a free port") from None
+    log.info("admission webhook serving HTTPS on port %d", settings.webhook_port)
+    return runner
+
+
 def connect_redis(settings: Settings):
     """A redis.asyncio client for the progress relay, or None when no live channel is set up."""
     if not settings.redis_url:
@@ -97,11 +122,23 @@ async def run_operator(kubeconfig: str | None = None, settings: Settings | None 
     dispatcher.set_metrics(metrics)
     redis_client = connect_redis(settings)
     dispatcher.plug(ProgressRelay(redis_client, dispatcher.write_progress, dispatcher._spawn))
+    notifier = Notifier(dispatcher, WebhookUrls(kube), dispatcher._spawn, metrics)
+    dispatcher.plug(notifier)
+    schedules = ScheduleController(kube, settings, dispatcher.events, dispatcher._spawn, dispatcher.wake)
+    dispatcher.plug(schedules)
     registry = kopf.OperatorRegistry()
-    register(registry, dispatcher)
+    register(registry, dispatcher, schedules=schedules)
     try:
         http = await _serve(metrics, dispatcher, settings)
     except StartupError:
+        await kube.close()
+        raise
+    webhook = AdmissionWebhook(lambda: dispatcher.view, settings, lambda: dispatcher.ready and elector.is_leader(),
+                               dispatcher.events)
+    try:
+        webhook_http = await _serve_webhook(webhook, settings)
+    except StartupError:
+        await http.cleanup()
         await kube.close()
         raise
     stop = asyncio.Event()
@@ -123,12 +160,15 @@ async def run_operator(kubeconfig: str | None = None, settings: Settings | None 
         if t is not stopper and not t.cancelled() and t.exception() is not None:
             log.error("task %s failed: %r", t.get_name(), t.exception())
     stop.set()
+    await notifier.drain()  # POSTs in flight get their answers recorded (while still the leader)
     await elector.release()
     for t in tasks:
         t.cancel()
     with contextlib.suppress(BaseException):
         await asyncio.gather(*tasks, return_exceptions=True)
     await http.cleanup()
+    if webhook_http is not None:
+        await webhook_http.cleanup()
     await kube.close()
     if redis_client is not None:
         await redis_client.aclose()

@@ -12,12 +12,19 @@ LABEL_EXECUTION = "sluice.dev/execution"
 LABEL_QUEUE = "sluice.dev/queue"
 LABEL_ATTEMPT = "sluice.dev/attempt"
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+LABEL_RERUN_OF = "sluice.dev/rerun-of"  # on an execution `sluice rerun` made: the name of the first run
+LABEL_SCHEDULE = "sluice.dev/schedule"  # on an execution a TestSchedule created: the schedule's name
+ANNOTATION_SCHEDULED_AT = "sluice.dev/scheduled-at"  # ... and the scheduled time it was created for (RFC 3339)
 DEFAULT_QUEUE = "default"  # needs no TestQueue object: the operator's caps bound it
 
 # The leader's Lease says which caps the operator really applies, for the CLI to show.
 LABEL_OPERATOR_LEASE = "sluice.dev/operator-lease"
 ANNOTATION_RUNNING_CAPACITY = "sluice.dev/running-capacity"
 ANNOTATION_QUEUED_CAPACITY = "sluice.dev/queued-capacity"
+
+# On a runner Job: the TestEnvironments its execution holds while the Job is unfinished
+# (comma-separated). Holders are counted from these, like running slots, never from statuses.
+ANNOTATION_ENVIRONMENTS = "sluice.dev/environments"
 
 
 class WireModel(BaseModel):

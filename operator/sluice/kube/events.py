@@ -55,7 +55,7 @@ class EventPoster:
                       meta.get("resourceVersion"))
 
     def post_for(self, namespace: str, name: str, uid: str, type_: str, reason: str, message: str,
-                 resource_version: str | None = None) -> None:
+                 resource_version: str | None = None, kind: str = "TestExecution") -> None:
         if not self.budget.take(uid or f"{namespace}/{name}", time.monotonic()):
             if uid not in self.budget.warned:
                 self.budget.warned.add(uid)
@@ -66,7 +66,7 @@ class EventPoster:
         body = {
             "apiVersion": "v1", "kind": "Event",
             "metadata": {"name": f"{name}.{uuid.uuid4().hex[:12]}", "namespace": namespace},
-            "involvedObject": {"apiVersion": GROUP_VERSION, "kind": "TestExecution", "name": name,
+            "involvedObject": {"apiVersion": GROUP_VERSION, "kind": kind, "name": name,
                                "namespace": namespace, "uid": uid, "resourceVersion": resource_version},
             "type": type_, "reason": reason, "message": message[:1024],
             "source": {"component": self.component},

@@ -35,3 +35,22 @@ def shard_hostname(execution: str, attempt: int, index: int) -> str:
 
 def source_config_map_name(execution: str) -> str:
     return _fit(execution, "-src")
+
+
+def rerun_name(first_run: str, number: int) -> str:
+    """The name of rerun `number` of an execution: `<first run>-r<number>` (shortened with a
+    digest to stay a 63-character name). Reruns of a rerun count on from the first run's name."""
+    return _fit(first_run, f"-r{number}")
+
+
+def scheduled_execution_name(schedule: str, scheduled_minutes: int) -> str:
+    """The execution a TestSchedule creates for one scheduled time: `<schedule>-<unix minutes>`
+    (shortened with a digest to stay a 63-character name). One name per scheduled time is what
+    makes a schedule's runs exactly-once: a second create of the same time is a 409."""
+    return _fit(schedule, f"-{scheduled_minutes}")
+
+
+def schedule_label_value(schedule: str) -> str:
+    """The `sluice.dev/schedule` label value for a schedule name (a label value is at most 63
+    characters; a longer name is shortened with a digest)."""
+    return _fit(schedule, "")

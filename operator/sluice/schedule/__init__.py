@@ -1,0 +1,1 @@
+"""TestSchedules: cron-scheduled executions with CronJob's semantics (decide.py is the rules)."""

@@ -1,0 +1,161 @@
+"""The admission webhook's decision (pure) and its AdmissionReview answers.
+
+The decision claims to deny exactly what the planner would reject as QueueFull: random clusters
+(caps, queues paused or not, executions of every priority, some finished) are planned to a steady
+state with the real planner (the simulator of test_reconcile), then a new execution is judged by
+the webhook and planned by the planner, and the two must agree.
+"""
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from sluice.api.settings import Settings
+from sluice.cache.view import ClusterView
+from sluice.webhook import decision
+from sluice.webhook.decision import admit_create, priority_message, priority_move, waiting_counts
+from sluice.webhook.server import AdmissionWebhook
+
+from .builders import execution, queue
+from .test_reconcile import Sim
+
+
+def _view(*objs: dict, queues: tuple[dict, ...] = ()) -> ClusterView:
+    view = ClusterView()
+    for q in queues:
+        view.upsert_queue(q)
+    for o in objs:
+        view.upsert_execution(o)
+    return view
+
+
+QUEUED = {"phase": "Queued", "queuedAt": "2026-01-01T12:00:00Z"}
+
+
+@pytest.mark.parametrize("name,objs,queues,settings,ns_queue,allowed,message", [
+    ("room in the queue", [execution("a", status=QUEUED, queue="q")],
+     [queue("q", runningCapacity=1, queuedCapacity=2, paused=True)], {}, "q", True, ""),
+    ("queue full", [execution(n, status=QUEUED, queue="q") for n in "ab"],
+     [queue("q", runningCapacity=1, queuedCapacity=2, paused=True)], {}, "q", False,
+     "queue q in namespace ns is full: 2/2 waiting (queuedCapacity 2); retry later"),
+    ("new ones not yet placed count: they join first", [execution("a", status=QUEUED, queue="q"), execution("b", queue="q")],
+     [queue("q", runningCapacity=1, queuedCapacity=2, paused=True)], {}, "q", False, "2/2 waiting"),
+    ("finished, running, backing off and cancelled ones do not count",
+     [execution("a", status={"phase": "Succeeded"}, queue="q"), execution("b", status={"phase": "Running"}, queue="q"),
+      execution("c", status={"phase": "BackingOff"}, queue="q"), execution("d", queue="q", cancel=True)],
+     [queue("q", runningCapacity=1, queuedCapacity=1, paused=True)], {}, "q", True, ""),
+    ("free slots: it may start at once", [execution(n, status=QUEUED, queue="q") for n in "ab"],
+     [queue("q", runningCapacity=1, queuedCapacity=2)], {}, "q", True, ""),
+    ("cluster-wide cap", [execution(n, status=QUEUED, queue="q") for n in "abc"],
+     [queue("q", runningCapacity=1, queuedCapacity=10, paused=True)], {"queued_capacity": 3}, "q", False,
+     "Sluice is full: 3/3 executions waiting cluster-wide"),
+    ("default queue needs no object: the operator's caps", [execution(n, status=QUEUED) for n in "ab"],
+     [], {"queued_capacity": 2, "running_capacity": 1}, "default", True, ""),  # a free slot
+    ("missing queue: the operator reports it", [], [], {}, "nope", True, ""),
+    ("another namespace's queue does not count", [execution(n, status=QUEUED, queue="q", ns="other") for n in "ab"],
+     [queue("q", runningCapacity=1, queuedCapacity=2, paused=True)], {}, "q", True, ""),
+])
+def test_admit_create(name, objs, queues, settings, ns_queue, allowed, message):
+    view = _view(*objs, queues=tuple(queues))
+    verdict = admit_create(view, Settings(**settings), "ns", execution("new", queue=ns_queue))
+    assert verdict.allowed is allowed, name
+    if not allowed:
+        assert (verdict.code, verdict.reason) == (429, "TooManyRequests")
+        assert message in verdict.message
+    else:
+        assert verdict == decision.ALLOW
+
+
+def test_a_malformed_spec_is_allowed_for_the_schema_to_explain():
+    verdict = admit_create(ClusterView(), Settings(queued_capacity=0), "ns", {"spec": {"shards": "many"}})
+    assert verdict.allowed
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_denies_exactly_what_the_planner_rejects_as_queue_full(seed):
+    rnd = random.Random(seed)
+    sim = Sim(Settings(running_capacity=rnd.randint(1, 4), queued_capacity=rnd.randint(0, 12)))
+    queues = [queue(f"q{i}", runningCapacity=rnd.randint(1, 3), queuedCapacity=rnd.randint(0, 5),
+                    paused=rnd.random() < 0.4) for i in range(3)]
+    for q in queues:
+        sim.view.upsert_queue(q)
+    names = ["q0", "q1", "q2", "default"]
+    for i in range(rnd.randint(0, 20)):
+        sim.add(execution(f"e{i}", created=i, queue=rnd.choice(names),
+                          priority=rnd.choice(["low", "normal", "high", "critical"])))
+        if rnd.random() < 0.5:
+            sim.step(i + 0.5)
+    sim.step(30)
+    for job in [j for j in list(sim.view.jobs.values()) if j.occupies and rnd.random() < 0.3]:
+        sim.finish(job.name, 0)
+    sim.step(31)
+    sim.step(32)
+    new = execution("new", created=40, queue=rnd.choice(names), priority=rnd.choice(["low", "critical"]))
+    verdict = admit_create(sim.view, sim.settings, "ns", new)
+    sim.add(new)
+    sim.step(41)
+    st = sim.status("new")
+    rejected = st.phase is not None and st.phase.value == "Rejected" and st.reason == "QueueFull"
+    assert verdict.allowed is not rejected, (verdict, st.phase, st.reason, st.message)
+
+
+def test_waiting_counts_per_queue_and_in_all():
+    view = _view(execution("a", status=QUEUED, queue="q"), execution("b", queue="q"),
+                 execution("c", status=QUEUED, ns="x"), execution("d", status={"phase": "Running"}))
+    assert waiting_counts(view) == ({("ns", "q"): 2, ("x", "default"): 1}, 3)
+
+
+def test_priority_move_and_its_message():
+    old, new = execution("a", priority="normal"), execution("a", priority="critical")
+    assert priority_move(old, new) == ("normal", "critical")
+    assert priority_move(old, execution("a")) is None  # normal is the default
+    assert priority_move(old, old) is None
+    assert priority_message("normal", "critical", "alice") == "priority changed from normal to critical by alice"
+
+
+class _Events:
+    def __init__(self):
+        self.posted = []
+
+    def post_for(self, *args):
+        self.posted.append(args)
+
+
+def _review(operation: str, obj: dict, old: dict | None = None, dry_run: bool = False, user: str = "alice") -> dict:
+    return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+            "request": {"uid": "u-1", "operation": operation, "namespace": "ns", "name": obj["metadata"]["name"],
+                        "userInfo": {"username": user, "groups": ["system:authenticated"]},
+                        "object": obj, "oldObject": old, "dryRun": dry_run}}
+
+
+def _webhook(view: ClusterView, leader: bool = True) -> tuple[AdmissionWebhook, _Events]:
+    events = _Events()
+    return AdmissionWebhook(lambda: view, Settings(), lambda: leader, events), events
+
+
+def test_review_denies_with_429_and_echoes_the_uid():
+    view = _view(execution("a", status=QUEUED, queue="q"), queues=(queue("q", queuedCapacity=1, paused=True),))
+    webhook, _ = _webhook(view)
+    answer = webhook.review(_review("CREATE", execution("b", queue="q")))
+    assert answer == {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": {
+        "uid": "u-1", "allowed": False, "status": {
+            "code": 429, "reason": "TooManyRequests",
+            "message": "queue q in namespace ns is full: 1/1 waiting (queuedCapacity 1); retry later"}}}
+
+
+def test_a_replica_that_does_not_lead_allows():
+    view = _view(execution("a", status=QUEUED, queue="q"), queues=(queue("q", queuedCapacity=1, paused=True),))
+    webhook, _ = _webhook(view, leader=False)
+    assert webhook.review(_review("CREATE", execution("b", queue="q")))["response"] == {"uid": "u-1", "allowed": True}
+
+
+def test_a_priority_change_is_allowed_and_names_the_user_except_on_dry_runs():
+    webhook, events = _webhook(ClusterView())
+    old, new = execution("a", priority="normal"), execution("a", priority="critical")
+    assert webhook.review(_review("UPDATE", new, old))["response"]["allowed"] is True
+    assert events.posted == [("ns", "a", "uid-a", "Normal", "PriorityChanged",
+                              "priority changed from normal to critical by alice")]
+    webhook.review(_review("UPDATE", new, old, dry_run=True))
+    webhook.review(_review("UPDATE", execution("a", priority="normal", cancel=True), old))
+    assert len(events.posted) == 1

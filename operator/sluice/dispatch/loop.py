@@ -17,14 +17,17 @@ import time
 from datetime import datetime, timezone
 from typing import Awaitable, Callable, Protocol
 
-from ..api.execution import Progress
+from ..api.common import LABEL_EXECUTION
+from ..api.execution import NotificationRecord, Progress
 from ..api.settings import Settings
 from ..cache import assumptions as A
+from ..cache.pods import RUNNER_POD_FIELD_SELECTOR
 from ..cache.view import ClusterView, Key
-from ..kube.client import Kube, execution_path, job_path, queue_path
+from ..kube.client import Kube, core_path, environment_path, execution_path, job_path, namespace_path, queue_path
 from ..kube.events import EventPoster
 from ..planner import Memo, plan
 from .actuators import Actuators
+from .environment_status import EnvironmentStatusWriter
 from .queue_status import QueueStatusWriter
 from .relist import relist
 
@@ -64,7 +67,8 @@ class Dispatcher:
         self.events = EventPoster(kube, self._spawn)
         self.act = Actuators(kube, settings, self.view, self.assumed, self.events, self._spawn, self.wake,
                              metrics)
-        self.subsystems: list[Subsystem] = [QueueStatusWriter(kube, settings, self._spawn)]
+        self.subsystems: list[Subsystem] = [QueueStatusWriter(kube, settings, self._spawn),
+                                            EnvironmentStatusWriter(kube, settings, self._spawn)]
         self.needs_resync = False  # set on becoming leader: the old leader's writes may have landed
 
     def plug(self, subsystem: Subsystem) -> None:
@@ -80,6 +84,28 @@ class Dispatcher:
         st.progress = progress
         if A.assume_status(self.view, self.assumed, key, st, None):
             self.act.carry_out(A.Effects(status_writers=[key]))
+
+    def write_notification(self, key: Key, uid: str, record: NotificationRecord) -> bool:
+        """The notifier's way in: a status with one `notifications[]` record set (by name), through
+        the same writer as the planner's. False when the execution is gone, another object (uid),
+        or not ended; True when the record is written or already says the same."""
+        rec = self.view.executions.get(key)
+        if rec is None or rec.uid != uid or rec.status.phase is None or not rec.status.phase.terminal:
+            return False
+        records = rec.status.notifications
+        old = next((r for r in records if r.name == record.name), None)
+        if old is not None and old.model_dump(exclude={"last_attempt_at"}) == record.model_dump(exclude={"last_attempt_at"}):
+            return True
+        st = rec.status.model_copy(deep=True)
+        st.notifications = [record if r.name == record.name else r for r in records] + ([] if old else [record])
+        if A.assume_status(self.view, self.assumed, key, st, None):
+            self.act.carry_out(A.Effects(status_writers=[key]))
+        return True
+
+    def status_settled(self, key: Key) -> bool:
+        """No write of ours is queued or in flight for this execution: its status in the view is
+        the API's (what the notifier waits for before it relies on a record)."""
+        return not self.assumed.overlays(key)
 
     def set_metrics(self, metrics) -> None:
         self.metrics = self.act.metrics = metrics
@@ -119,8 +145,40 @@ class Dispatcher:
             self.view.upsert_queue(obj)
         self.wake()
 
+    def on_environment(self, event_type: str, obj: dict) -> None:
+        name = (obj.get("metadata") or {}).get("name", "")
+        if event_type == "DELETED":
+            self.view.delete_environment(name)
+        else:
+            self.view.upsert_environment(obj)
+        self.wake()
+
+    def on_namespace(self, event_type: str, obj: dict) -> None:
+        name = (obj.get("metadata") or {}).get("name", "")
+        if event_type == "DELETED":
+            self.view.delete_namespace(name)
+        else:
+            self.view.upsert_namespace(obj)
+        self.wake()
+
+    def on_pod(self, event_type: str, obj: dict) -> None:
+        """An unstarted runner pod (see cache/pods.py); DELETED also when it started."""
+        meta = obj.get("metadata") or {}
+        if event_type == "DELETED":
+            self.view.delete_pod(meta.get("namespace", ""), meta.get("name", ""))
+        else:
+            self.view.upsert_pod(obj)
+        self.wake()
+
     def wake(self) -> None:
         self.wakeup.set()
+
+    def announce_priority_changes(self) -> None:
+        """An Event for each spec.priority change the view saw (the leader's; a standby forgets them)."""
+        changes = self.view.take_priority_changes()
+        if self.is_leader():
+            for change in changes:
+                self.events.post_for(change.key[0], change.key[1], change.uid, *change.event)
 
     # ---- the loop ---------------------------------------------------------------------------
     async def run(self) -> None:
@@ -134,6 +192,7 @@ class Dispatcher:
         wake_at: datetime | None = None
         while True:
             await self._sleep_until(next_resync, wake_at)
+            self.announce_priority_changes()
             if time.monotonic() >= next_resync or (self.needs_resync and self.is_leader()):
                 self.needs_resync = False
                 await self.resync()
@@ -211,7 +270,26 @@ class Dispatcher:
                          {"labelSelector": "sluice.dev/execution"}, protect=self.assumed.protected_jobs)
             await relist(self.kube, execution_path(ns or "_"), ns, view.executions, self.on_execution,
                          protect=self.assumed.protected_executions)
+            await relist(self.kube, core_path(ns or "_", "pods"), ns, view.runner_pods.by_key, self.on_pod,
+                         {"labelSelector": LABEL_EXECUTION, "fieldSelector": RUNNER_POD_FIELD_SELECTOR})
+        await self._list_cluster_scoped(environment_path(), view.environments, self.on_environment)
+        await self._list_cluster_scoped(namespace_path(), view.namespace_labels, self.on_namespace)
+        view.environments_listed = True
         self.memo.full()
+
+    async def _list_cluster_scoped(self, path: str, store: dict, handler: Callable[[str, dict], None]) -> None:
+        """Environments and namespace labels: few objects; a failed list keeps what the watch gave."""
+        try:
+            seen: set[str] = set()
+            async for items, _ in self.kube.list_pages(path):
+                for obj in items:
+                    seen.add(obj["metadata"]["name"])
+                    handler("MODIFIED", obj)
+        except Exception as exc:
+            log.warning("list %s failed (%s): using what the watch gave", path, exc)
+            return
+        for name in [n for n in store if n not in seen]:
+            handler("DELETED", {"metadata": {"name": name}})
 
     def _spawn(self, coro: Awaitable) -> asyncio.Task:
         task = asyncio.ensure_future(coro)

@@ -67,6 +67,15 @@ def queue_path(namespace: str, name: str | None = None, sub: str | None = None) 
     return api_path(_group_root(API_GROUP, API_VERSION), "namespaces", namespace, "testqueues", name, sub)
 
 
+def environment_path(name: str | None = None, sub: str | None = None) -> str:
+    """TestEnvironments are cluster-scoped."""
+    return api_path(_group_root(API_GROUP, API_VERSION), "testenvironments", name, sub)
+
+
+def namespace_path(name: str | None = None) -> str:
+    return api_path("/api/v1", "namespaces", name)
+
+
 def job_path(namespace: str, name: str | None = None) -> str:
     return api_path(_group_root("batch", "v1"), "namespaces", namespace, "jobs", name)
 

@@ -115,6 +115,7 @@ class Context:
     position_budget: int = 10**9
     _default_queue: TestQueueSpec | None = None
     _estimates: dict = field(default_factory=dict)  # (queue key, rank) -> estimate, for this pass
+    per_pass: dict = field(default_factory=dict)  # values derived once per pass (admission's caches)
 
     def estimate(self, queue_key: tuple[str, str], rank: int) -> datetime | None:
         """The queue's start estimate for `rank`, computed once per pass."""

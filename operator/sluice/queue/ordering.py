@@ -28,6 +28,7 @@ class Candidate:
     shards: int = 1
     attempt: int = 1  # the attempt it would start
     queued: bool = True  # False for a retry that is due (BackingOff): it has no position
+    environments: tuple[str, ...] = ()  # TestEnvironments it must hold to start
 
     @cached_property
     def key(self) -> tuple[str, str]:

@@ -182,3 +182,21 @@ def write_component_kubeconfig(path: Path, pki: Pki, server: str, cn: str) -> Pa
     ca_cert = x509.load_pem_x509_certificate(pki.ca_cert.read_bytes())
     key, cert = _leaf(ca_key, ca_cert, cn)
     return write_kubeconfig(path, pki, server, cn, _cert_pem(cert), _key_pem(key))
+
+
+def write_serving_cert(directory: Path, hosts: tuple[str, ...] = ("127.0.0.1",)) -> bytes:
+    """A fresh CA and a serving certificate for `hosts` (IP addresses or DNS names), written as
+    tls.crt and tls.key into `directory` (the layout of a mounted kubernetes.io/tls Secret).
+    Returns the CA certificate (PEM), e.g. for a webhook configuration's caBundle."""
+    directory.mkdir(parents=True, exist_ok=True)
+    ca_key, ca_cert = _ca()
+    sans = []
+    for host in hosts:
+        try:
+            sans.append(x509.IPAddress(ipaddress.ip_address(host)))
+        except ValueError:
+            sans.append(x509.DNSName(host))
+    key, cert = _leaf(ca_key, ca_cert, hosts[0], sans=sans)
+    _write(directory / "tls.crt", _cert_pem(cert))
+    _write(directory / "tls.key", _key_pem(key))
+    return _cert_pem(ca_cert)

@@ -84,6 +84,10 @@ class Metrics:
                                        registry=self.registry)
         self.api_errors = Counter("sluice_api_errors_total", "Failed Kubernetes API requests by the operator.",
                                   ["operation", "code"], registry=self.registry)
+        self.notifications = Counter("sluice_notifications_total",
+                                     "Notification POSTs by result: delivered, retried (an attempt to be retried), "
+                                     "given_up, unknown (in flight when the operator stopped: not sent again).",
+                                     ["namespace", "queue", "result"], registry=self.registry)
         self.registry.register(_ViewCollector(self))
         self._freed: collections.deque[float] = collections.deque()
         self._outcome_seen = _SeenOnce()
@@ -125,6 +129,9 @@ class Metrics:
         self.outcomes.labels(ns, queue, phase, status.get("reason", "")).inc()
         if phase in ("Succeeded", "Failed", "TimedOut") and started and status.get("completedAt"):
             self.run.labels(ns, queue).observe(max(0.0, (_ts(status["completedAt"]) - _ts(started)).total_seconds()))
+
+    def notification(self, namespace: str, queue: str, result: str) -> None:
+        self.notifications.labels(namespace, queue, result).inc()
 
     def api_error(self, method: str, path: str, code: int | str) -> None:
         self.api_errors.labels(api_operation(method, path), str(code)).inc()

@@ -35,6 +35,8 @@ log = logging.getLogger("sluice.dispatch")
 
 FULL_PASS_SECONDS = 10.0  # a full planner pass this often: the safety net under dirty marks
 MIN_PASS_GAP_SECONDS = 0.05
+# a priority change the webhook told this long ago (before the watch brought it) is not told again
+PRIORITY_EVENT_WINDOW_SECONDS = 30.0
 
 
 def _now() -> datetime:
@@ -174,11 +176,16 @@ class Dispatcher:
         self.wakeup.set()
 
     def announce_priority_changes(self) -> None:
-        """An Event for each spec.priority change the view saw (the leader's; a standby forgets them)."""
+        """An Event for each spec.priority change the view saw (the leader's; a standby forgets them),
+        unless the admission webhook just posted one naming who made it."""
         changes = self.view.take_priority_changes()
-        if self.is_leader():
-            for change in changes:
-                self.events.post_for(change.key[0], change.key[1], change.uid, *change.event)
+        if not self.is_leader():
+            return
+        told_since = time.monotonic() - PRIORITY_EVENT_WINDOW_SECONDS
+        for change in changes:
+            kind, reason, message = change.event
+            if not self.events.posted_since(change.uid, reason, told_since):
+                self.events.post_for(change.key[0], change.key[1], change.uid, kind, reason, message)
 
     # ---- the loop ---------------------------------------------------------------------------
     async def run(self) -> None:

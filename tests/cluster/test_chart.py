@@ -77,10 +77,13 @@ def test_install_creates_everything_and_uninstall_leaves_nothing(cluster, namesp
             f"deployment.apps/{release}-sluice", f"serviceaccount/{release}-sluice", "serviceaccount/sluice-runner",
             f"service/{release}-sluice-metrics",
             f"deployment.apps/{release}-sluice-redis", f"service/{release}-sluice-redis",  # the live channel
+            f"service/{release}-sluice-webhook",  # the admission webhook (QueueFull at kubectl apply)
             f"role.rbac.authorization.k8s.io/{release}-sluice-leader",
             f"rolebinding.rbac.authorization.k8s.io/{release}-sluice-leader",
         ])
-        cluster.kubectl("get", f"clusterrole/{release}-sluice", f"clusterrolebinding/{release}-sluice")
+        cluster.kubectl("get", f"clusterrole/{release}-sluice", f"clusterrolebinding/{release}-sluice",
+                        f"validatingwebhookconfiguration/{release}-sluice", f"secret/{release}-sluice-webhook-cert",
+                        "-n", namespace)
         deploy = json.loads(cluster.kubectl("get", f"deployment/{release}-sluice", "-n", namespace, "-o", "json").stdout)
         assert deploy["spec"]["replicas"] == 2
         status = helm(cluster.bin_dir, "status", release, "-n", namespace, kubeconfig=cluster.kubeconfig).stdout
@@ -90,7 +93,8 @@ def test_install_creates_everything_and_uninstall_leaves_nothing(cluster, namesp
     left = cluster.kubectl("get", "all,serviceaccount,role,rolebinding,configmap,secret", "-n", namespace,
                            "-l", f"app.kubernetes.io/instance={release}", "-o", "name").stdout.split()
     assert left == []
-    gone = cluster.kubectl("get", f"clusterrole/{release}-sluice", f"clusterrolebinding/{release}-sluice", check=False)
+    gone = cluster.kubectl("get", f"clusterrole/{release}-sluice", f"clusterrolebinding/{release}-sluice",
+                           f"validatingwebhookconfiguration/{release}-sluice", check=False)
     assert gone.returncode != 0 and "NotFound" in gone.stderr
     assert helm(cluster.bin_dir, "list", "-n", namespace, "-q", kubeconfig=cluster.kubeconfig).stdout.strip() == ""
 

@@ -19,12 +19,16 @@ What a process cannot see, and how it is mapped (details in tests/harness/pod_sp
 - TMPDIR and HOME point into the pod dir; stdout+stderr go to `<pod dir>/log`. Nothing serves
   `kubectl logs` (the node has no kubelet endpoint): read the log file instead.
 - only restartPolicy Never is supported; any other fails the pod with a clear message.
+- images are never pulled, except that an image whose name contains `does-not-exist`
+  (IMAGE_PULL_FAILS) cannot be: its container waits in ErrImagePull / ImagePullBackOff with the
+  kubelet's words and the pod stays Pending until deleted (proves PodPendingTooLong).
 - graceful deletion: SIGTERM to the process group, SIGKILL after deletionGracePeriodSeconds, the
   terminated state is reported, then the pod is deleted with grace period 0 (as a kubelet does).
 On start, pods already bound to the node were run by a previous agent: they are failed with reason
 NodeAgentRestarted (their processes, if any survived, are killed).
 
 Run: python -m tests.harness.process_node --kubeconfig K --node-name sluice-local --work-dir DIR
+(`--taint KEY=VALUE:EFFECT`, repeatable, adds taints: a test's private node no other pod lands on).
 """
 
 from __future__ import annotations
@@ -53,6 +57,8 @@ log = logging.getLogger("process-node")
 SMP = "application/strategic-merge-patch+json"
 LEASE_SECONDS = 40
 MESSAGE_LIMIT, FALLBACK_BYTES, FALLBACK_LINES = 4096, 2048, 80
+IMAGE_PULL_FAILS = "does-not-exist"  # an image whose name contains this "cannot be pulled"
+PULL_BACKOFF_SECONDS, PULL_BACKOFF_MAX = 5.0, 300.0
 
 
 def now(micro: bool = False) -> str:
@@ -113,15 +119,14 @@ class Pod:
         if policy != "Never":
             return self.finish(1, "UnsupportedRestartPolicy", f"the process node runs only "
                                f"restartPolicy Never pods, not {policy}", now())
+        if IMAGE_PULL_FAILS in self.container.get("image", ""):
+            return self.fail_pulls()
         while True:
             try:
                 argv, env, cwd = pod_spec.build(self.pod, self.dir, self.source)
                 break
             except ConfigError as exc:
-                self.patch({"status": {"containerStatuses": [{
-                    "name": self.container["name"], "image": self.container.get("image", ""),
-                    "imageID": "", "ready": False, "restartCount": 0, "state": {"waiting": {
-                        "reason": "CreateContainerConfigError", "message": str(exc)}}}]}})
+                self.waiting("CreateContainerConfigError", str(exc))
                 if self.stop_requested.wait(2):
                     return self.finish(137, "Error", f"deleted before start: {exc}", now())
         started = now()
@@ -146,6 +151,30 @@ class Pod:
         code = proc.wait()
         code = code if code >= 0 else 128 - code
         self.finish(code, "Completed" if code == 0 else "Error", self.message(code), started)
+
+    def fail_pulls(self) -> None:
+        """What a kubelet does with an image it cannot pull: ErrImagePull, then ImagePullBackOff
+        (naming the pull error) for a doubling back-off, again, until the pod is deleted."""
+        image = self.container.get("image", "")
+        pull = (f'Failed to pull image "{image}": rpc error: code = NotFound desc = failed to pull and unpack '
+                f'image "{image}": failed to resolve reference "{image}": {image}: not found')
+        backoff = PULL_BACKOFF_SECONDS
+        while True:
+            self.waiting("ErrImagePull", pull)
+            if self.stop_requested.wait(1):
+                break
+            self.waiting("ImagePullBackOff", f'Back-off pulling image "{image}": ErrImagePull: {pull}')
+            if self.stop_requested.wait(backoff):
+                break
+            backoff = min(PULL_BACKOFF_MAX, backoff * 2)
+        self.finish(137, "Error", f"deleted before start: ErrImagePull: {pull}", now())
+
+    def waiting(self, reason: str, message: str) -> None:
+        """The container has not started: the pod stays Pending, saying why."""
+        self.patch({"status": {"containerStatuses": [{
+            "name": self.container["name"], "image": self.container.get("image", ""),
+            "imageID": "", "ready": False, "started": False, "restartCount": 0,
+            "state": {"waiting": {"reason": reason, "message": message}}}]}})
 
     def finish(self, code: int, reason: str, message: str, started: str) -> None:
         """Report the terminated state (unless the pod is gone already)."""
@@ -207,7 +236,8 @@ class Pod:
 class Agent:
     """Registers the node, keeps it alive, and maps pod events to Pod threads."""
 
-    def __init__(self, api: client.ApiClient, node: str, work_dir: Path):
+    def __init__(self, api: client.ApiClient, node: str, work_dir: Path, taints: list[dict] | None = None):
+        self.taints = list(taints or [])
         self.core = client.CoreV1Api(api)
         self.leases = client.CoordinationV1Api(api)
         self.node, self.work_dir = node, work_dir
@@ -222,7 +252,7 @@ class Agent:
                                           "kubernetes.io/hostname": self.node,
                                           "kubernetes.io/os": "linux"}},
             "spec": {"taints": [{"key": "sluice.dev/process-node", "value": "true",
-                                 "effect": "NoSchedule"}]}}
+                                 "effect": "NoSchedule"}, *self.taints]}}
         try:
             self.core.create_node(client.V1Node.from_dict(body))
         except ApiException as exc:
@@ -388,11 +418,22 @@ class Agent:
             procs.kill_recorded(pod.dir / "pid", signal.SIGKILL)
 
 
+def parse_taint(text: str) -> dict:
+    """KEY=VALUE:EFFECT, as `kubectl taint` writes it."""
+    pair, _, effect = text.rpartition(":")
+    key, _, value = pair.partition("=")
+    if not key or effect not in ("NoSchedule", "PreferNoSchedule", "NoExecute"):
+        raise argparse.ArgumentTypeError(f"taint {text!r} is not KEY=VALUE:EFFECT")
+    return {"key": key, "value": value, "effect": effect}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kubeconfig", required=True)
     parser.add_argument("--node-name", default="sluice-local")
     parser.add_argument("--work-dir", required=True, type=Path)
+    parser.add_argument("--taint", action="append", default=[], type=parse_taint,
+                        help="an extra node taint KEY=VALUE:EFFECT (repeatable)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stdout,
                         format="%(asctime)s %(levelname)s %(message)s")
@@ -400,7 +441,7 @@ def main(argv: list[str] | None = None) -> int:
     config.load_kube_config(args.kubeconfig, client_configuration=configuration,
                             persist_config=False)
     configuration.connection_pool_maxsize = 64
-    agent = Agent(client.ApiClient(configuration), args.node_name, args.work_dir.resolve())
+    agent = Agent(client.ApiClient(configuration), args.node_name, args.work_dir.resolve(), args.taint)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         agent.run()

@@ -328,3 +328,21 @@ def test_alerts_render_a_prometheusrule_whose_groups_are_the_promtool_tested_fil
     bad = helm(bin_dir, "template", "sluice", str(CHART), "--kube-version", KUBE_VERSION,
                "--set", "alerts.enabled=true", "--set", "alerts.executionOverdue.for=soon", check=False)
     assert bad.returncode != 0 and "for" in bad.stderr
+
+
+def test_service_monitor_scrapes_the_metrics_service_with_honor_labels(bin_dir):
+    """metrics.serviceMonitor.enabled: a ServiceMonitor that selects the metrics Service (port
+    `metrics`) with honorLabels, so the queue series keep their own `namespace` (the alerts group by it)."""
+    assert not find(template(bin_dir), "ServiceMonitor")
+    objs = template(bin_dir, "metrics.serviceMonitor.enabled=true", "metrics.serviceMonitor.labels.release=kps")
+    (sm,) = find(objs, "ServiceMonitor", "sluice", "sluice-system")
+    (svc,) = find(objs, "Service", "sluice-metrics", "sluice-system")
+    assert sm["metadata"]["labels"]["release"] == "kps"
+    assert sm["spec"]["selector"]["matchLabels"].items() <= svc["metadata"]["labels"].items()
+    assert sm["spec"]["namespaceSelector"] == {"matchNames": ["sluice-system"]}
+    assert sm["spec"]["endpoints"] == [{"port": "metrics", "path": "/metrics", "interval": "30s", "honorLabels": True}]
+    assert svc["spec"]["ports"][0]["name"] == "metrics"
+    from tests.harness.chart import CHART, KUBE_VERSION
+    bad = helm(bin_dir, "template", "sluice", str(CHART), "--kube-version", KUBE_VERSION,
+               "--set", "metrics.serviceMonitor.enabled=true", "--set", "metrics.service.enabled=false", check=False)
+    assert bad.returncode != 0 and "needs metrics.service.enabled" in bad.stderr

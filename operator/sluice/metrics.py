@@ -2,7 +2,8 @@
 
 Two kinds, so that what Prometheus shows agrees with what the API shows:
 - gauges (queue depth, running slots, capacities, executions by phase) are computed from the
-  dispatcher's view at scrape time, never kept as counters that could drift;
+  dispatcher's view at scrape time, never kept as counters that could drift (the one memory:
+  each waiter's first estimated start, the promise `sluice_queue_overdue_seconds` measures against);
 - counters and histograms (admissions, outcomes, wait, run, dispatch latency, API errors) are
   fed by the dispatcher's hooks when its writes succeed; each execution is counted once (by uid).
 

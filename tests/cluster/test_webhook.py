@@ -4,18 +4,20 @@ the operator's webhook at https://127.0.0.1:<port>, configured with the chart's 
 
 Proves: `kubectl apply` into a full queue prints the 429 message and stores nothing; a priority
 change records who made it (kubectl --as=alice), a dry run records nothing; with the webhook down
-the create is accepted and the operator ends it Rejected/QueueFull.
+the create is accepted and the operator ends it Rejected/QueueFull. And the chart's own objects:
+the API server accepts them, an upgrade keeps the generated certificate, uninstall removes them.
 """
 from __future__ import annotations
 
 import base64
 import json
 import time
+import uuid
 from pathlib import Path
 
 import pytest
 
-from tests.harness.chart import find, template
+from tests.harness.chart import CHART, find, helm, template
 from tests.harness.operator_proc import free_port
 from tests.harness.pki import write_serving_cert
 from tests.harness.sluice_api import SIMPLE_SOURCE, kwok_runner
@@ -114,3 +116,30 @@ def test_queue_full_at_kubectl_apply_and_who_moved_a_priority(cluster, namespace
         assert {sluice.phase("tx-1"), sluice.phase("tx-2")} == {"Queued"}
     finally:
         cluster.kubectl("delete", "validatingwebhookconfiguration", name, "--ignore-not-found")
+
+
+def test_chart_keeps_its_generated_certificate_across_upgrades(cluster, namespace, crds):
+    release = f"wh-{uuid.uuid4().hex[:6]}"  # the configuration and ClusterRoles are cluster-scoped
+    base = ["--namespace", namespace, "--set", "replicas=0", "--set", f"watchNamespaces={{{namespace}}}",
+            f"--kubeconfig={cluster.kubeconfig}"]
+
+    def cert_and_bundle() -> tuple[dict, str]:
+        secret = json.loads(cluster.kubectl("get", "secret", f"{release}-sluice-webhook-cert", "-n", namespace,
+                                            "-o", "json").stdout)["data"]
+        vwc = json.loads(cluster.kubectl("get", "validatingwebhookconfiguration", f"{release}-sluice",
+                                         "-o", "json").stdout)
+        return secret, vwc["webhooks"][0]["clientConfig"]["caBundle"]
+
+    helm(cluster.bin_dir, "install", release, str(CHART), "--wait=false", *base)
+    try:
+        before, bundle = cert_and_bundle()
+        assert bundle == before["ca.crt"]
+        helm(cluster.bin_dir, "upgrade", release, str(CHART), "--wait=false", *base, "--set", "capacity.queued=7")
+        after, bundle = cert_and_bundle()
+        assert after == before and bundle == before["ca.crt"]
+        helm(cluster.bin_dir, "upgrade", release, str(CHART), "--wait=false", *base, "--set", "webhook.enabled=false")
+        assert cluster.kubectl("get", "validatingwebhookconfiguration", f"{release}-sluice", check=False).returncode != 0
+    finally:
+        helm(cluster.bin_dir, "uninstall", release, "--namespace", namespace, "--wait",
+             f"--kubeconfig={cluster.kubeconfig}", check=False)
+    assert cluster.kubectl("get", "validatingwebhookconfiguration", f"{release}-sluice", check=False).returncode != 0

@@ -119,6 +119,8 @@ class Metrics:
         if phase == "Queued":
             if status.get("estimatedStartAt") and ident[2] not in self._promised:
                 self._promised[ident[2]] = _ts(status["estimatedStartAt"])
+                if len(self._promised) > REMEMBERED:  # never scraped (scrapes prune it): stay bounded
+                    del self._promised[next(iter(self._promised))]
         else:
             self._promised.pop(ident[2], None)
         started, queued = status.get("startedAt"), status.get("queuedAt")

@@ -180,3 +180,12 @@ def test_overdue_is_measured_against_the_first_estimate_written_not_the_moved_on
     view.upsert_execution(admitted)
     assert key not in _samples(m) or _samples(m)[key] == 0
     assert m._promised == {}
+
+
+def test_promises_stay_bounded_without_scrapes(monkeypatch):
+    import sluice.metrics as metrics_module
+    monkeypatch.setattr(metrics_module, "REMEMBERED", 3)
+    m = Metrics(ClusterView, Settings())
+    for i in range(5):
+        m.status_written(execution(f"x{i}", status={"phase": "Queued", "estimatedStartAt": ts(i)}))
+    assert list(m._promised) == ["uid-x2", "uid-x3", "uid-x4"]

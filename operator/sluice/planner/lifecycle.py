@@ -1,4 +1,5 @@
-"""One execution's lifecycle: adopt, observe its attempt, back off, validate, time out.
+"""One execution's lifecycle: adopt, observe its attempt (and fail it early when its pods never
+start, see `pod_pending`), back off, validate, time out.
 
 `step_execution` looks at one execution and its own Jobs and either changes its status (a
 `StatusWrite` in the plan), asks for something to be read or stopped, or returns it as a

@@ -1,8 +1,9 @@
 """Entry point of the `sluice` console script (also `kubectl sluice` when linked as kubectl-sluice).
 
 Each user command lives in its own module (`queue`, `stats`, `run`, `cancel`, `logs`,
-`artifacts`) with a `run(conn, args) -> exit code`; this module only parses arguments, connects,
-and turns the failures a user can fix into one line on stderr (never a stack trace).
+`artifacts`, `rerun`, `bump`, `clear` for `queue clear`) with a `run(conn, args) -> exit code`;
+this module only parses arguments, connects, and turns the failures a user can fix into one line
+on stderr (never a stack trace).
 """
 from __future__ import annotations
 
@@ -12,11 +13,13 @@ import os
 import sys
 
 
-def _connection_options() -> argparse.ArgumentParser:
+def _connection_options(default=None) -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--kubeconfig", help="path to a kubeconfig (default: $KUBECONFIG, ~/.kube/config)")
-    common.add_argument("--context", help="kubeconfig context to use (default: its current context)")
-    common.add_argument("-n", "--namespace", help="namespace (default: the context's namespace, else default)")
+    common.add_argument("--kubeconfig", default=default,
+                        help="path to a kubeconfig (default: $KUBECONFIG, ~/.kube/config)")
+    common.add_argument("--context", default=default, help="kubeconfig context to use (default: its current context)")
+    common.add_argument("-n", "--namespace", default=default,
+                        help="namespace (default: the context's namespace, else default)")
     return common
 
 
@@ -33,6 +36,13 @@ def build_parser() -> argparse.ArgumentParser:
     q = sub.add_parser("queue", parents=[common], help="running and queued executions, in admission order")
     q.add_argument("--queue", help="only this TestQueue")
     q.add_argument("-A", "--all-namespaces", action="store_true", help="every namespace")
+    # `sluice queue clear`: its options default to SUPPRESS, so `-n` given before `clear` survives
+    qc = q.add_subparsers(dest="queue_action", metavar="{clear}").add_parser(
+        "clear", parents=[_connection_options(argparse.SUPPRESS)],
+        help="cancel every waiting execution of a queue, after a confirmation (admin: patch on executions)")
+    qc.add_argument("--queue", default=argparse.SUPPRESS, help="the TestQueue (default: default)")
+    qc.add_argument("--yes", action="store_true", help="do not ask (for scripts)")
+    qc.set_defaults(module="sluice.cli.clear")
 
     s = sub.add_parser("stats", parents=[common], help="admitted/succeeded/failed, wait and run percentiles, throughput")
     s.add_argument("--queue", help="only this TestQueue")
@@ -45,6 +55,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("cancel", parents=[common], help="cancel an execution (spec.cancel: true)")
     c.add_argument("name")
+
+    rr = sub.add_parser("rerun", parents=[common],
+                        help="a new execution NAME-r<N> with the same spec; prints how to follow it")
+    rr.add_argument("name")
+
+    b = sub.add_parser("bump", parents=[common], help="change the priority of a waiting execution")
+    b.add_argument("name")
+    from ..api.execution import Priority
+    b.add_argument("--priority", required=True, choices=[p.value for p in Priority])
 
     lg = sub.add_parser("logs", parents=[common], help="runner pod logs of the latest (or a given) attempt")
     lg.add_argument("name")

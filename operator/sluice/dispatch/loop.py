@@ -181,10 +181,10 @@ class Dispatcher:
         changes = self.view.take_priority_changes()
         if not self.is_leader():
             return
-        told_since = time.monotonic() - PRIORITY_EVENT_WINDOW_SECONDS
+        since = time.monotonic() - PRIORITY_EVENT_WINDOW_SECONDS
         for change in changes:
             kind, reason, message = change.event
-            if not self.events.posted_since(change.uid, reason, told_since):
+            if not self.events.told_since(change.uid, reason, message, since):
                 self.events.post_for(change.key[0], change.key[1], change.uid, kind, reason, message)
 
     # ---- the loop ---------------------------------------------------------------------------

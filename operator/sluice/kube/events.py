@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections import OrderedDict
 from datetime import datetime, timezone
 from typing import Awaitable, Callable
 
@@ -21,6 +22,7 @@ log = logging.getLogger("sluice.events")
 
 EVENT_BURST = 20
 EVENT_REFILL_SECONDS = 30.0
+RECENT_KEPT = 10_000  # (object, reason) pairs remembered for `told_since`
 
 
 class EventBudget:
@@ -48,6 +50,16 @@ class EventPoster:
     def __init__(self, kube: Kube, spawn: Callable[[Awaitable], object], component: str = "sluice-operator"):
         self.kube, self.spawn, self.component = kube, spawn, component
         self.budget = EventBudget()
+        # (uid, reason) -> (when, message) of the last one posted, so one part of the operator can
+        # see that another already told a change (the webhook names who moved a priority; the
+        # dispatcher only says it moved when nobody did); bounded
+        self.recent: OrderedDict[tuple[str, str], tuple[float, str]] = OrderedDict()
+
+    def told_since(self, uid: str, reason: str, message: str, since: float) -> bool:
+        """True when the last Event with `reason` for `uid` was posted at or after `since` (monotonic)
+        and says `message` (perhaps with more after it)."""
+        at, told = self.recent.get((uid, reason), (float("-inf"), ""))
+        return at >= since and told.startswith(message)
 
     def post(self, obj: dict, type_: str, reason: str, message: str) -> None:
         meta = obj.get("metadata") or {}
@@ -62,6 +74,10 @@ class EventPoster:
                 log.warning("Event budget of %s/%s used up: dropping its Events (%s: %s)", namespace, name,
                             reason, message[:200])
             return
+        self.recent[(uid, reason)] = (time.monotonic(), message)
+        self.recent.move_to_end((uid, reason))
+        if len(self.recent) > RECENT_KEPT:
+            self.recent.popitem(last=False)
         now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         body = {
             "apiVersion": "v1", "kind": "Event",

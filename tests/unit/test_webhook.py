@@ -159,3 +159,31 @@ def test_a_priority_change_is_allowed_and_names_the_user_except_on_dry_runs():
     webhook.review(_review("UPDATE", new, old, dry_run=True))
     webhook.review(_review("UPDATE", execution("a", priority="normal", cancel=True), old))
     assert len(events.posted) == 1
+
+
+def test_a_bad_certificate_or_a_busy_port_is_one_line_naming_what_to_change(tmp_path):
+    import socket
+
+    from tests.harness.pki import write_serving_cert
+
+    from .test_operator_startup import _run
+
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "tls.crt").write_text("not a certificate")
+    (bad / "tls.key").write_text("nor a key")
+    out = _run(tmp_path, SLUICE_METRICS_PORT="0", SLUICE_HEALTH_PORT="0", SLUICE_WEBHOOK_CERT_DIR=str(bad))
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    [line] = [ln for ln in out.stderr.splitlines() if ln.startswith("sluice operator:")]
+    assert f"cannot load the webhook certificate from {bad}" in line and "tls.crt and tls.key" in line
+    good = tmp_path / "good"
+    write_serving_cert(good)
+    with socket.socket() as busy:
+        busy.bind(("0.0.0.0", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        out = _run(tmp_path, SLUICE_METRICS_PORT="0", SLUICE_HEALTH_PORT="0", SLUICE_WEBHOOK_CERT_DIR=str(good),
+                   SLUICE_WEBHOOK_PORT=str(port))
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    [line] = [ln for ln in out.stderr.splitlines() if ln.startswith("sluice operator:")]
+    assert f"port {port}" in line and "SLUICE_WEBHOOK_PORT" in line

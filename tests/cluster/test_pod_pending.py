@@ -111,29 +111,25 @@ def _jobs_gone(sluice, name: str, timeout: float = 30) -> None:
     raise AssertionError(f"Jobs of {name} still there: {left}")
 
 
-def test_an_unschedulable_pod_fails_the_attempt_after_the_grace_then_the_execution(sluice, start_operator):
-    start_operator()
-    _queue(sluice)
-    _execution(sluice, "nowhere", {"nodeSelector": {"test.sluice.dev/nowhere": "true"}})
-    st = _assert_failed_fast(sluice, "nowhere", "nodes are available: ")
-    assert re.search(r"\): 0/\d+ nodes are available: \d+ node\(s\)", st["message"]), st["message"]
-    _jobs_gone(sluice, "nowhere")
-    reasons = [e.reason for e in sluice.events("nowhere")]
-    assert "RetryScheduled" in reasons and "PodPendingTooLong" in reasons
-
-
-def test_an_image_that_cannot_be_pulled_and_a_missing_secret(sluice, start_operator, private_node):
+def test_pods_that_never_start_fail_their_attempts_after_the_grace_then_the_execution(
+        sluice, start_operator, private_node):
     start_operator()
     _queue(sluice)
     placement = {"nodeSelector": {"kubernetes.io/hostname": private_node},
                  "tolerations": [{"key": "sluice.dev/process-node", "operator": "Exists", "effect": "NoSchedule"},
                                  {"key": PRIVATE_TAINT, "operator": "Exists", "effect": "NoSchedule"}]}
+    _execution(sluice, "nowhere", {"nodeSelector": {"test.sluice.dev/nowhere": "true"}})
     _execution(sluice, "no-image", dict(placement, image=MISSING_IMAGE))
     _execution(sluice, "no-secret", placement,
                artifacts={"s3": {"bucket": "arts", "secretRef": {"name": "no-such-secret"}}})
-    st = _assert_failed_fast(sluice, "no-image", "ErrImagePull: ")
+
+    st = _assert_failed_fast(sluice, "nowhere", "nodes are available: ")  # the scheduler's words
+    assert re.search(r"\): 0/\d+ nodes are available: \d+ node\(s\)", st["message"]), st["message"]
+    st = _assert_failed_fast(sluice, "no-image", "ErrImagePull: ")  # the (process node's) kubelet's
     assert f'Failed to pull image "{MISSING_IMAGE}"' in st["message"]
     st = _assert_failed_fast(sluice, "no-secret", "CreateContainerConfigError: ")
     assert "no-such-secret" in st["message"]
-    _jobs_gone(sluice, "no-image")
-    _jobs_gone(sluice, "no-secret")
+    for name in ("nowhere", "no-image", "no-secret"):
+        _jobs_gone(sluice, name)
+        reasons = [e.reason for e in sluice.events(name)]
+        assert "RetryScheduled" in reasons and "PodPendingTooLong" in reasons, reasons

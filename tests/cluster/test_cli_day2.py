@@ -200,7 +200,8 @@ def test_bump_moves_ahead_and_starts_first_and_a_running_one_is_refused(cluster,
     items = sluice.wait_all_terminal(timeout=60)
     started = [i["metadata"]["name"] for i in sorted(items, key=lambda i: _t(i["status"]["startedAt"]))]
     assert started == ["head", "c", "a", "b"]  # capacity 1: the bumped one went first
-    assert moved_after < 6  # the head of a queue is never more than 5 s behind (plus a poll)
+    assert moved_after < 8  # the head of a queue: never more than 5 s behind (SLUICE_POSITION_HEAD_LAG_SECONDS), + slack
+    print(f"\nbumped execution written at position 1 after {moved_after:.2f} s")
 
 
 def _set_phase(sluice, name: str, phase: str) -> None:

@@ -142,6 +142,7 @@ class ScheduleController:
                 self.index.upsert_schedule(obj)
             for name in d.delete:
                 await self._ignore_gone(self.kube.delete(execution_path(rec.namespace, name)))
+                self.index.delete_run(rec.namespace, name)  # not decided again while the watch catches up
                 log.info("deleted %s/%s: beyond the history limits of schedule %s", rec.namespace, name, rec.name)
             self.failures.pop(key, None)
         except Exception as exc:  # the API away or refusing: pause this schedule, then decide again

@@ -127,7 +127,9 @@ def run(conn, args) -> int:
         raise forbidden(ns)
     waiting = _list(conn, ns, queue)
     if not waiting:
-        print(f"queue {queue} in namespace {ns} has no waiting executions: nothing to cancel")
+        missing = queue != DEFAULT_QUEUE and conn.get_queue(ns, queue) is None
+        print(f"{'no TestQueue ' + queue if missing else 'queue ' + queue} in namespace {ns} "
+              f"{'and no execution waits for it' if missing else 'has no waiting executions'}: nothing to cancel")
         return 0
     if not args.yes:
         if not sys.stdin.isatty():

@@ -1,6 +1,6 @@
 """`sluice rerun NAME`: a new execution with the same spec, Bull's "manual retry".
 
-The copy is named `<first run>-r<N>` (N the next number free among the first run's reruns; a
+The copy is named `<first run>-r<N>` (N one more than the highest rerun of the first run; a
 rerun of `x-r2` is `x-r3`, never `x-r2-r1`) and labelled `sluice.dev/rerun-of=<first run>`,
 so `kubectl get tx -l sluice.dev/rerun-of=x` lists every rerun of `x`. It carries the user's
 labels and annotations, not Sluice's own (`sluice.dev/*`), not `spec.cancel`, and no owner: a

@@ -220,3 +220,20 @@ def test_index_counts_only_runs_the_schedule_controls():
     index.delete_run("ns", "nightly-1")
     assert index.runs_of(index.schedules[("ns", "nightly")]) == [] and index.by_owner == {}
     assert TestScheduleStatus().active_count == 0
+
+
+@pytest.mark.parametrize("recorded,runs,expected", [
+    # the latest end wins
+    (("Succeeded", at(9, 1, 20)), [run(at(9, 1), Phase.Succeeded, at(9, 1, 20)), run(at(9, 2), Phase.Failed, at(9, 2, 20))],
+     "Failed"),
+    # failedHistoryLimit 0 deleted the later failure: its recorded result stays
+    (("Failed", at(9, 1, 20)), [run(at(9, 1), Phase.Succeeded, at(9, 1, 20))], "Failed"),
+    # successfulHistoryLimit 0 deleted the later success: its recorded result stays
+    (("Succeeded", at(9, 2, 20)), [run(at(9, 1), Phase.Failed, at(9, 1, 20))], "Succeeded"),
+    # a status write that was lost: the runs tell
+    ((None, None), [run(at(9, 1), Phase.TimedOut, at(9, 1, 20))], "TimedOut"),
+])
+def test_last_result_survives_history_limits_of_zero(recorded, runs, expected):
+    sched = schedule(last=at(9, 2))
+    sched.status.last_result, sched.status.last_successful_time = recorded
+    assert decide(sched, runs, at(9, 2, 30)).status.last_result == expected

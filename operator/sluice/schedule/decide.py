@@ -76,8 +76,12 @@ def _observed(schedule: ScheduleRecord, runs: _Runs, now: datetime) -> TestSched
     latest = max((r for r in runs.active + runs.ended if r.scheduled_at), key=lambda r: r.scheduled_at, default=None)
     if latest is not None and (st.last_schedule_time is None or latest.scheduled_at > st.last_schedule_time):
         st.last_schedule_time, st.last_execution = latest.scheduled_at, latest.name  # a status write that was lost
-    if runs.ended:  # the latest end among the runs kept; with nothing kept the recorded one stays
-        st.last_result = runs.ended[0].phase.value
+    if runs.ended:
+        # The latest end among the runs kept, unless it is older than the recorded last success:
+        # then a later run (deleted by a history limit of 0) set the recorded result, which stays.
+        latest, known = runs.ended[0], st.last_successful_time
+        if st.last_result is None or known is None or (latest.completed_at or latest.created) > known:
+            st.last_result = latest.phase.value
     succeeded = [r.completed_at for r in runs.ended if r.phase == Phase.Succeeded and r.completed_at]
     if succeeded and (st.last_successful_time is None or max(succeeded) > st.last_successful_time):
         st.last_successful_time = max(succeeded)

@@ -1,9 +1,10 @@
 """The admission webhook's decision (pure) and its AdmissionReview answers.
 
-The decision claims to deny exactly what the planner would reject as QueueFull: random clusters
-(caps, queues paused or not, executions of every priority, some finished) are planned to a steady
-state with the real planner (the simulator of test_reconcile), then a new execution is judged by
-the webhook and planned by the planner, and the two must agree.
+The decision claims to deny only what the planner would reject as QueueFull, and exactly that
+once the operator has placed every execution: random clusters (caps, queues paused or not,
+executions of every priority and 1 to 3 shards, some finished, a burst not yet placed) are
+planned with the real planner (the simulator of test_reconcile), then a new execution is judged
+by the webhook and planned by the planner, and the two must agree.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pytest
 from sluice.api.settings import Settings
 from sluice.cache.view import ClusterView
 from sluice.webhook import decision
-from sluice.webhook.decision import admit_create, priority_message, priority_move, waiting_counts
+from sluice.webhook.decision import admit_create, priority_message, priority_move, waiters
 from sluice.webhook.server import AdmissionWebhook
 
 from .builders import execution, queue
@@ -39,8 +40,9 @@ QUEUED = {"phase": "Queued", "queuedAt": "2026-01-01T12:00:00Z"}
     ("queue full", [execution(n, status=QUEUED, queue="q") for n in "ab"],
      [queue("q", runningCapacity=1, queuedCapacity=2, paused=True)], {}, "q", False,
      "queue q in namespace ns is full: 2/2 waiting (queuedCapacity 2); retry later"),
-    ("new ones not yet placed count: they join first", [execution("a", status=QUEUED, queue="q"), execution("b", queue="q")],
-     [queue("q", runningCapacity=1, queuedCapacity=2, paused=True)], {}, "q", False, "2/2 waiting"),
+    ("new ones not yet placed are not counted: the operator may reject them",
+     [execution("a", status=QUEUED, queue="q"), execution("b", queue="q")],
+     [queue("q", runningCapacity=1, queuedCapacity=2, paused=True)], {}, "q", True, ""),
     ("finished, running, backing off and cancelled ones do not count",
      [execution("a", status={"phase": "Succeeded"}, queue="q"), execution("b", status={"phase": "Running"}, queue="q"),
       execution("c", status={"phase": "BackingOff"}, queue="q"), execution("d", queue="q", cancel=True)],
@@ -53,12 +55,18 @@ QUEUED = {"phase": "Queued", "queuedAt": "2026-01-01T12:00:00Z"}
     ("default queue needs no object: the operator's caps", [execution(n, status=QUEUED) for n in "ab"],
      [], {"queued_capacity": 2, "running_capacity": 1}, "default", True, ""),  # a free slot
     ("missing queue: the operator reports it", [], [], {}, "nope", True, ""),
-    ("another namespace's queue does not count", [execution(n, status=QUEUED, queue="q", ns="other") for n in "ab"],
-     [queue("q", runningCapacity=1, queuedCapacity=2, paused=True)], {}, "q", True, ""),
+    ("those ahead take the free slots first",
+     [execution("a", queue="q", created=1, status=QUEUED), execution("b", queue="q", created=2, status=QUEUED)],
+     [queue("q", runningCapacity=1, queuedCapacity=1)], {}, "q", False, "1/1 waiting"),
+    ("a higher priority goes ahead of them",
+     [execution("a", queue="q", created=1, status=QUEUED), execution("b", queue="q", created=2, status=QUEUED)],
+     [queue("q", runningCapacity=1, queuedCapacity=1)], {}, "q-critical", True, ""),
 ])
 def test_admit_create(name, objs, queues, settings, ns_queue, allowed, message):
     view = _view(*objs, queues=tuple(queues))
-    verdict = admit_create(view, Settings(**settings), "ns", execution("new", queue=ns_queue))
+    queue_name, _, priority = ns_queue.partition("-")
+    verdict = admit_create(view, Settings(**settings), "ns",
+                           execution("new", queue=queue_name, priority=priority or "normal"))
     assert verdict.allowed is allowed, name
     if not allowed:
         assert (verdict.code, verdict.reason) == (429, "TooManyRequests")
@@ -72,38 +80,68 @@ def test_a_malformed_spec_is_allowed_for_the_schema_to_explain():
     assert verdict.allowed
 
 
-@pytest.mark.parametrize("seed", range(40))
-def test_denies_exactly_what_the_planner_rejects_as_queue_full(seed):
-    rnd = random.Random(seed)
+def _random_cluster(rnd: random.Random, settle: bool, shards: tuple[int, ...]) -> Sim:
     sim = Sim(Settings(running_capacity=rnd.randint(1, 4), queued_capacity=rnd.randint(0, 12)))
-    queues = [queue(f"q{i}", runningCapacity=rnd.randint(1, 3), queuedCapacity=rnd.randint(0, 5),
-                    paused=rnd.random() < 0.4) for i in range(3)]
-    for q in queues:
-        sim.view.upsert_queue(q)
-    names = ["q0", "q1", "q2", "default"]
+    for i in range(3):
+        sim.view.upsert_queue(queue(f"q{i}", runningCapacity=rnd.randint(1, 3), queuedCapacity=rnd.randint(0, 5),
+                                    paused=rnd.random() < 0.4))
     for i in range(rnd.randint(0, 20)):
-        sim.add(execution(f"e{i}", created=i, queue=rnd.choice(names),
-                          priority=rnd.choice(["low", "normal", "high", "critical"])))
+        sim.add(execution(f"e{i}", created=i, queue=rnd.choice(NAMES), shards=rnd.choice(shards),
+                          priority=rnd.choice(PRIORITIES)))
         if rnd.random() < 0.5:
             sim.step(i + 0.5)
     sim.step(30)
     for job in [j for j in list(sim.view.jobs.values()) if j.occupies and rnd.random() < 0.3]:
         sim.finish(job.name, 0)
     sim.step(31)
-    sim.step(32)
-    new = execution("new", created=40, queue=rnd.choice(names), priority=rnd.choice(["low", "critical"]))
+    if settle:
+        sim.step(32)
+    else:  # a burst the operator has not placed yet
+        for i in range(rnd.randint(1, 6)):
+            sim.add(execution(f"b{i}", created=32 + i, queue=rnd.choice(NAMES), shards=rnd.choice(shards),
+                              priority=rnd.choice(PRIORITIES)))
+    return sim
+
+
+NAMES = ["q0", "q1", "q2", "default"]
+PRIORITIES = ["low", "normal", "high", "critical"]
+
+
+def _judge_then_plan(sim: Sim, rnd: random.Random, shards: tuple[int, ...]):
+    new = execution("new", created=40, queue=rnd.choice(NAMES), priority=rnd.choice(PRIORITIES),
+                    shards=rnd.choice(shards))
     verdict = admit_create(sim.view, sim.settings, "ns", new)
     sim.add(new)
     sim.step(41)
     st = sim.status("new")
-    rejected = st.phase is not None and st.phase.value == "Rejected" and st.reason == "QueueFull"
+    return verdict, st, st.phase is not None and st.phase.value == "Rejected" and st.reason == "QueueFull"
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_denies_exactly_what_the_planner_rejects_as_queue_full(seed):
+    """Settled (every execution placed): the webhook and the planner agree."""
+    rnd = random.Random(seed)
+    verdict, st, rejected = _judge_then_plan(_random_cluster(rnd, True, (1, 2, 3)), rnd, (1, 2, 3))
     assert verdict.allowed is not rejected, (verdict, st.phase, st.reason, st.message)
 
 
-def test_waiting_counts_per_queue_and_in_all():
-    view = _view(execution("a", status=QUEUED, queue="q"), execution("b", queue="q"),
-                 execution("c", status=QUEUED, ns="x"), execution("d", status={"phase": "Running"}))
-    assert waiting_counts(view) == ({("ns", "q"): 2, ("x", "default"): 1}, 3)
+@pytest.mark.parametrize("seed", range(60))
+def test_denies_only_what_the_planner_rejects_as_queue_full_even_in_a_burst(seed):
+    """A burst the operator has not placed yet: the webhook may allow more than the planner takes
+    (the backstop rejects those), and denies only what the planner rejects as QueueFull."""
+    rnd = random.Random(1000 + seed)
+    verdict, st, rejected = _judge_then_plan(_random_cluster(rnd, False, (1, 2, 3)), rnd, (1, 2, 3))
+    assert verdict.allowed or rejected, (verdict, st.phase, st.reason, st.message)
+
+
+def test_waiters_are_the_queued_ones_per_queue_and_in_all():
+    view = _view(execution("a", status=QUEUED, queue="q", shards=2), execution("b", queue="q"),
+                 execution("c", status=QUEUED, ns="x"), execution("d", status={"phase": "Running"}),
+                 execution("e", queue="missing", status={"phase": "Pending", "reason": "QueueNotFound"}),
+                 execution("f", status=QUEUED, cancel=True), queues=(queue("q"),))
+    w = waiters(view)
+    assert {k: [x.shards for x in v] for k, v in w.per_queue.items()} == {("ns", "q"): [2], ("x", "default"): [1]}
+    assert w.total == 2
 
 
 def test_priority_move_and_its_message():

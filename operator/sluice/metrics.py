@@ -22,6 +22,7 @@ from prometheus_client.core import GaugeMetricFamily
 
 from .api.execution import Phase
 from .cache.view import ClusterView
+from .status.environment_stats import environment_statuses
 
 SECONDS_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200)
 DISPATCH_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
@@ -191,10 +192,11 @@ class _ViewCollector:
             for rec in view.executions.values():
                 if rec.spec is None:
                     continue
-                k = (rec.namespace, rec.spec.queue)
-                phase = rec.status.phase.value if rec.status.phase else "Pending"
+                k = (rec.namespace, rec.queue)
+                # the summary, not rec.status: a finished execution's status is packed (cache/compact.py)
+                phase = rec.summary.phase.value if rec.summary.phase else "Pending"
                 by_phase[(*k, phase)] = by_phase.get((*k, phase), 0) + 1
-                if rec.status.phase == Phase.Queued:
+                if rec.summary.phase == Phase.Queued:
                     counts[k] = counts.get(k, 0) + 1
                     queued_uids.add(rec.uid)
                     eta = self.m._promised.get(rec.uid) or rec.status.estimated_start_at
@@ -231,3 +233,20 @@ class _ViewCollector:
         most.add_metric([], max(self.m._writes_getter().values(), default=0))
         yield from (depth, running, cap, qcap, paused, phases, op_cap, op_qcap, leader, most)
         yield overdue
+        yield from _environment_metrics(view)
+
+
+def _environment_metrics(view: ClusterView | None):
+    """Per TestEnvironment: its concurrency, holders now (from unfinished Jobs) and waiters."""
+    env_cap = GaugeMetricFamily("sluice_environment_concurrency", "spec.concurrency of a TestEnvironment.",
+                                labels=["environment"])
+    in_use = GaugeMetricFamily("sluice_environment_in_use", "Executions holding a TestEnvironment (unfinished Jobs).",
+                               labels=["environment"])
+    waiting = GaugeMetricFamily("sluice_environment_waiting", "Waiting executions that name a TestEnvironment.",
+                                labels=["environment"])
+    if view is not None and view.environments:
+        for name, st in environment_statuses(view).items():
+            env_cap.add_metric([name], view.environments[name].spec.concurrency)
+            in_use.add_metric([name], st.in_use)
+            waiting.add_metric([name], st.waiting)
+    yield from (env_cap, in_use, waiting)

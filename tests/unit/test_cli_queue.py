@@ -113,8 +113,10 @@ def test_stats_use_the_operators_queue_status_computation():
     assert (s.admitted, s.succeeded, s.failed, s.timed_out, s.rejected, s.queued) == (12, 10, 2, 1, 1, 1)
     waits = [float(i) for i in range(10)] + [2.0, 3.0]
     runs = [10.0 * (i + 1) for i in range(10)] + [3.0, 1.0]
-    assert (s.wait_p50, s.wait_p95) == (percentile(waits, 50), percentile(waits, 95))
-    assert (s.run_p50, s.run_p95) == (percentile(runs, 50), percentile(runs, 95))
+    # percentiles come from the fixed logarithmic histogram (docs/API.md, History): within 2.5 %
+    for got, values in (((s.wait_p50, s.wait_p95), waits), ((s.run_p50, s.run_p95), runs)):
+        for value, q in zip(got, (50, 95)):
+            assert value == pytest.approx(percentile(values, q), rel=0.025, abs=0.001)
     assert s.finished_last_hour == 12 and s.succeeded_last_hour == 10
     later = compute_stats(items, [], T0 + timedelta(hours=3))[0]
     assert later.finished_last_hour == 0 and later.admitted == 12

@@ -1,7 +1,8 @@
 """`sluice stats`: totals, wait/run percentiles and throughput of a queue.
 
 The totals and percentiles are the operator's own computation of `TestQueue.status`
-(`sluice.status.queue_stats.queue_status`) run over the listed executions and Jobs, so the CLI
+(`sluice.status.queue_stats.queue_status`) run over the listed executions and Jobs and the
+queues' `status.retired` (what executions deleted by history limits contributed), so the CLI
 and the TestQueue status agree by construction (the CLI is just not rate-limited); throughput
 over the last hour is counted from `status.completedAt`.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
+from ..api.queue import TestQueueStatus
 from ..status.queue_stats import queue_status
 from ..cache.view import ClusterView
 from .text import parse_time, seconds_text
@@ -38,23 +40,36 @@ class QueueStats:
     succeeded_last_hour: int
 
 
+def _retired(queues: list[dict]) -> dict:
+    """(namespace, queue) -> its `status.retired`, from TestQueue objects."""
+    out = {}
+    for obj in queues:
+        meta = obj.get("metadata") or {}
+        try:
+            out[(meta.get("namespace", ""), meta.get("name", ""))] = \
+                TestQueueStatus.model_validate(obj.get("status") or {}).retired
+        except ValueError:
+            continue
+    return out
+
+
 def compute_stats(executions: list[dict], jobs: list[dict], now: datetime,
-                  only_queue: str | None = None) -> list[QueueStats]:
-    """Per (namespace, queue) statistics from execution and Job objects (pure)."""
+                  only_queue: str | None = None, queues: list[dict] = ()) -> list[QueueStats]:
+    """Per (namespace, queue) statistics from execution, Job and TestQueue objects (pure)."""
+    retired = _retired(list(queues))
     view = ClusterView()
     for obj in executions:
         view.upsert_execution(obj)
     for job in jobs:
         view.upsert_job(job)
-    keys: set[tuple[str, str]] = set()
+    keys: set[tuple[str, str]] = {k for k, r in retired.items() if r.admitted or r.succeeded or r.failed}
     for rec in view.executions.values():
-        if rec.spec is not None:
-            keys.add((rec.namespace, rec.spec.queue))
+        keys.add((rec.namespace, rec.queue))
     if only_queue:
         keys = {k for k in keys if k[1] == only_queue}
     out = []
     for ns, q in sorted(keys):
-        st = queue_status(view, ns, q)
+        st = queue_status(view, ns, q, retired.get((ns, q)))
         phases: dict[str, int] = {}
         finished = succeeded = 0
         for obj in executions:
@@ -117,6 +132,11 @@ def run(conn, args) -> int:
         print(f"sluice stats: {exc}; 'running' is not counted", file=sys.stderr)
         jobs = []
     job_dicts = conn.api_client.sanitize_for_serialization(jobs)
-    stats = compute_stats(executions, job_dicts, datetime.now(timezone.utc), args.queue)
+    try:
+        queues = conn.list_queues(ns)
+    except CliError as exc:  # totals of deleted executions live in the queues' status
+        print(f"sluice stats: {exc}; executions deleted by history limits are not counted", file=sys.stderr)
+        queues = []
+    stats = compute_stats(executions, job_dicts, datetime.now(timezone.utc), args.queue, queues)
     print("\n".join(render_stats(stats, show_namespace=args.all_namespaces)))
     return 0

@@ -1,0 +1,1 @@
+"""History limits: which finished executions to delete (`policy`, pure) and deleting them (`deleter`)."""

@@ -1,0 +1,106 @@
+"""Which finished executions a queue's history limits delete (pure).
+
+The rule, in one line: of a queue's finished executions, keep the newest `history.succeeded`
+Succeeded ones and the newest `history.failed` of the others (Failed, TimedOut, Cancelled,
+Rejected), and delete the rest and any that finished more than `ttlSecondsAfterFinished` ago,
+oldest first. "Newest" is by `status.completedAt` (creation time when it has none), then name.
+
+Only settled executions are candidates: terminal, not being deleted, no Job left to stop, their
+generation acknowledged (not in the view's `active` set), finished at least `SETTLE_SECONDS`
+ago (so whoever reacts to an outcome, such as notifications, sees it first). The queue
+`default` needs no object: without one its limits are the defaults. It never calls the API.
+"""
+from __future__ import annotations
+
+import heapq
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from ..api.common import DEFAULT_QUEUE
+from ..api.execution import Phase
+from ..api.queue import TestQueueSpec
+from ..cache.compact import StatusSummary
+from ..cache.view import ClusterView, Key
+
+SETTLE_SECONDS = 5.0
+QueueKey = tuple[str, str]
+
+
+@dataclass(frozen=True)
+class Limits:
+    succeeded: int = 100
+    failed: int = 200
+    ttl_seconds: int | None = None
+
+    @classmethod
+    def of(cls, spec: TestQueueSpec) -> "Limits":
+        return cls(spec.history.succeeded, spec.history.failed, spec.ttl_seconds_after_finished)
+
+
+DEFAULT_LIMITS = Limits.of(TestQueueSpec())
+
+
+@dataclass(frozen=True)
+class Finished:
+    """A settled finished execution, as retention sees it."""
+
+    key: Key
+    uid: str
+    phase: Phase
+    finished_at: datetime
+    summary: StatusSummary | None = None  # what it contributes to its queue's totals
+
+    @property
+    def age_order(self) -> tuple[datetime, str]:
+        return (self.finished_at, self.key[1])
+
+
+def finished_by_queue(view: ClusterView, now: datetime,
+                      skip: Collection[str] = ()) -> tuple[dict[QueueKey, list[Finished]], datetime | None]:
+    """Every settled finished execution, grouped by (namespace, queue), and when the next one
+    that is not settled yet will be (None: none waits). UIDs in `skip` (being deleted, or known
+    gone) are left out."""
+    settled_before = now - timedelta(seconds=SETTLE_SECONDS)
+    out: dict[QueueKey, list[Finished]] = {}
+    next_settled: datetime | None = None
+    active = view.active
+    for key, rec in view.executions.items():
+        s = rec.summary
+        if s.phase is None or not s.phase.terminal or rec.deleting or key in active or rec.uid in skip:
+            continue
+        finished_at = s.completed_at or rec.created
+        if finished_at > settled_before:
+            settles = finished_at + timedelta(seconds=SETTLE_SECONDS)
+            next_settled = settles if next_settled is None else min(next_settled, settles)
+            continue
+        out.setdefault((rec.namespace, rec.queue), []).append(Finished(key, rec.uid, s.phase, finished_at, s))
+    return out, next_settled
+
+
+def limits_of(view: ClusterView, queue: QueueKey) -> Limits | None:
+    """The queue's limits; the defaults for `default` without an object; None for another queue
+    without an object (its executions are kept until the queue exists)."""
+    rec = view.queues.get(queue)
+    if rec is not None:
+        return Limits.of(rec.spec)
+    return DEFAULT_LIMITS if queue[1] == DEFAULT_QUEUE else None
+
+
+def select_victims(finished: Iterable[Finished], limits: Limits, now: datetime, budget: int) -> list[Finished]:
+    """At most `budget` executions to delete, oldest first (see the module's rule)."""
+    if budget <= 0:
+        return []
+    succeeded = [f for f in finished if f.phase == Phase.Succeeded]
+    others = [f for f in finished if f.phase != Phase.Succeeded]
+    victims: list[Finished] = []
+    for group, keep in ((succeeded, limits.succeeded), (others, limits.failed)):
+        excess = len(group) - max(0, keep)
+        if excess > 0:
+            victims += heapq.nsmallest(min(excess, budget), group, key=lambda f: f.age_order)
+    if limits.ttl_seconds is not None:
+        expired_before = now - timedelta(seconds=limits.ttl_seconds)
+        chosen = {f.uid for f in victims}
+        victims += [f for group in (succeeded, others) for f in group
+                    if f.finished_at <= expired_before and f.uid not in chosen]
+    return heapq.nsmallest(budget, victims, key=lambda f: f.age_order)

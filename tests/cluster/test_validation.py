@@ -33,11 +33,17 @@ def test_name_longer_than_a_label_value_is_rejected(sluice):
     assert "at most 63 characters" in err.value.body
 
 
-def test_spec_is_immutable_except_cancel(sluice, start_operator):
+def test_spec_is_immutable_except_cancel_and_a_waiting_priority(sluice, start_operator):
     sluice.create("fixed", {"runner": kwok_runner("300s")})
     with pytest.raises(ApiException) as err:
-        sluice.patch("fixed", {"priority": "critical"})
+        sluice.patch("fixed", {"shards": 2})
     assert "immutable" in err.value.body
+    sluice.patch("fixed", {"priority": "high"})  # no status yet: it waits, so its priority may change
+    start_operator(running_capacity=5)
+    sluice.wait_phase("fixed", "Running", timeout=60)
+    with pytest.raises(ApiException) as err:
+        sluice.patch("fixed", {"priority": "critical"})
+    assert "spec.priority may change only while the execution waits" in err.value.body
     sluice.patch("fixed", {"cancel": True})
 
 

@@ -105,33 +105,40 @@ def test_exactly_one_json_post_per_outcome(sluice, start_operator, receiver):
     assert bad_body["results"]["failures"] == FAILURES
     assert "NotificationSent" in [e.reason for e in sluice.events("ok")]
     assert metric(op, "delivered") == 2 and metric(op, "given_up") == 0
+    # A notification added now is for what ends from now on, not for the executions above.
+    secret(sluice, "late", receiver.url("/late"))
+    sluice.patch_queue("q", {"notifications": [
+        {"name": "team", "outcomes": ["Succeeded", "Failed"], "webhook": hook("hook")},
+        {"name": "late", "outcomes": ["Succeeded", "Failed", "Cancelled"], "webhook": hook("late")}]})
+    time.sleep(3)
+    assert receiver.at("/late") == [] and set(records(sluice, "ok")) == {"team"}
+    sluice.create("after", {"queue": "q", "cancel": True, "runner": kwok_runner("60s")})
+    wait_records(sluice, "after", {"late": "Delivered"})
+    assert [p.json()["execution"]["name"] for p in receiver.at("/late")] == ["after"]
+    assert len(receiver.at("/json")) == 2
 
 
-def test_retries_on_503_with_the_same_key(sluice, start_operator, receiver):
+def test_retries_on_503_with_the_same_key_and_slack_shape(sluice, start_operator, receiver):
+    """Two notifications of one failed execution: a JSON one whose receiver answers 503 twice, and
+    a Slack one."""
     secret(sluice, "hook", receiver.url("/flaky"))
+    secret(sluice, "slack", receiver.url("/services/T0/B0/XYZ"))
     receiver.script("/flaky", 503, 503)
-    sluice.create_queue("q", {"notifications": [{"name": "ops", "outcomes": ["Failed"], "webhook": hook("hook")}]})
+    sluice.create_queue("q", {"notifications": [
+        {"name": "ops", "outcomes": ["Failed"], "webhook": hook("hook")},
+        {"name": "chat", "outcomes": ["Failed"], "format": "slack", "webhook": hook("slack")}]})
     op = start_operator()
     sluice.create("bad", fails())
-    rec = wait_records(sluice, "bad", {"ops": "Delivered"})["ops"]
+    recs = wait_records(sluice, "bad", {"ops": "Delivered", "chat": "Delivered"})
+    rec = recs["ops"]
     posts = receiver.at("/flaky")
     assert [p.status for p in posts] == [503, 503, 200]
     assert len({p.headers["idempotency-key"] for p in posts}) == 1 and posts[0].headers["idempotency-key"] == rec["key"]
     assert len({p.body for p in posts}) == 1, "every retry sends the same bytes"
     assert (rec["state"], rec["attempts"]) == ("Delivered", 3)
-    assert metric(op, "retried") == 2 and metric(op, "delivered") == 1
-    time.sleep(2)
-    assert len(receiver.at("/flaky")) == 3
 
-
-def test_slack_payload_shape(sluice, start_operator, receiver):
-    secret(sluice, "slack", receiver.url("/services/T0/B0/XYZ"))
-    sluice.create_queue("q", {"notifications": [{"name": "chat", "outcomes": ["Failed"], "format": "slack",
-                                                  "webhook": hook("slack")}]})
-    start_operator()
-    sluice.create("bad", fails())
-    wait_records(sluice, "bad", {"chat": "Delivered"})
     [post] = receiver.at("/services/T0/B0/XYZ")
+    assert recs["chat"]["attempts"] == 1 and post.headers["idempotency-key"] == recs["chat"]["key"]
     doc = post.json()
     assert set(doc) == {"text", "blocks"} and doc["text"] == f"TestExecution {sluice.ns}/bad Failed (TestsFailed)"
     [block] = doc["blocks"]
@@ -141,6 +148,9 @@ def test_slack_payload_shape(sluice, start_operator, receiver):
     assert "2 passed, 1 failed, 0 skipped of 3" in text
     assert "AssertionError: expected 401 &amp; got &lt;200&gt;" in text
     assert "<https://reports.example.com/y/attempt-1/report/index.html|report>" in text
+    time.sleep(2)  # anything extra would come in this time (and the counters follow the records)
+    assert len(receiver.at("/flaky")) == 3 and len(receiver.at("/services/T0/B0/XYZ")) == 1
+    assert metric(op, "retried") == 2 and metric(op, "delivered") == 2
 
 
 def test_missing_secret_bad_scheme_and_4xx_are_given_up_at_once(sluice, start_operator, receiver):

@@ -215,3 +215,12 @@ def test_a_report_that_is_not_http_is_shown_not_linked():
 
 def test_the_same_bytes_on_every_retry():
     assert payload.body("json", the_payload()) == payload.body("json", the_payload())
+
+
+def test_a_notification_added_while_the_operator_runs_fires_only_for_what_ends_after():
+    spec = queue({"name": "n", "outcomes": ["Failed"]})
+    since = {"n": T0 + timedelta(seconds=1)}
+    assert decide.steps(ended("Failed"), "u", spec, T0 + timedelta(seconds=2), set(), since) == []
+    later = decide.steps(ended("Failed", completed=T0 + timedelta(seconds=1)), "u", spec, T0 + timedelta(seconds=2),
+                         set(), since)
+    assert [type(s) for s in later] == [Send]

@@ -74,13 +74,16 @@ def record_of(status: TestExecutionStatus, name: str) -> NotificationRecord | No
 
 
 def next_step(record: NotificationRecord | None, name: str, notification: Notification, outcome: str, key: str,
-              completed_at: datetime | None, now: datetime, mine: bool) -> Step | None:
-    """One notification of one ended execution; `mine`: this process is delivering it right now."""
+              completed_at: datetime | None, now: datetime, mine: bool,
+              since: datetime | None = None) -> Step | None:
+    """One notification of one ended execution; `mine`: this process is delivering it right now;
+    `since`: when the notification appeared while the operator ran (None: it was there at start)."""
     if mine:
         return None
     if record is None or record.outcome != outcome:
-        if completed_at is not None and (now - completed_at).total_seconds() > ELIGIBLE_SECONDS:
-            return None  # ended long before: not this notification's business (see ELIGIBLE_SECONDS)
+        ended = completed_at or now
+        if (now - ended).total_seconds() > ELIGIBLE_SECONDS or (since is not None and ended < since):
+            return None  # ended before the notification existed, or long ago (see ELIGIBLE_SECONDS)
         return Send(name, notification, 1, now)
     if record.state != "Pending":
         return None
@@ -97,15 +100,16 @@ def next_step(record: NotificationRecord | None, name: str, notification: Notifi
 
 
 def steps(status: TestExecutionStatus, uid: str, spec: TestQueueSpec, now: datetime,
-          mine: set[str]) -> list[Step]:
-    """Every step an ended execution needs now; `mine`: names this process is delivering."""
+          mine: set[str], since: dict[str, datetime] | None = None) -> list[Step]:
+    """Every step an ended execution needs now; `mine`: names this process is delivering;
+    `since`: name -> when that notification appeared while the operator ran."""
     if status.phase is None or not status.phase.terminal:
         return []
     out = []
     for name, n in triggered(spec, status.phase):
         key = idempotency_key(uid, status.phase.value, name)
         step = next_step(record_of(status, name), name, n, status.phase.value, key, status.completed_at, now,
-                         name in mine)
+                         name in mine, (since or {}).get(name))
         if step is not None:
             out.append(step)
     return out

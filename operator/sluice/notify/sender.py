@@ -22,10 +22,10 @@ from typing import Awaitable, Callable, Protocol
 import aiohttp
 
 from ..api.execution import NotificationRecord
-from ..api.queue import Notification
+from ..api.queue import Notification, TestQueueSpec
 from ..cache.view import ClusterView, Key
 from ..kube.events import EventPoster
-from .decide import Record, Send, answered, idempotency_key, in_flight, record_of, same, steps
+from .decide import Record, Send, answered, idempotency_key, in_flight, notification_name, record_of, same, steps
 from .payload import body, outcome_payload
 from .policy import (ELIGIBLE_SECONDS, MAX_ATTEMPTS, REQUEST_TIMEOUT_SECONDS, SEND_CONCURRENCY, Answer, Verdict,
                      backoff_seconds, judge_error, judge_status)
@@ -39,6 +39,7 @@ PERSIST_WAIT_SECONDS = 30.0  # for one status write to land
 PERSIST_TRIES = 3
 API_RETRY_SECONDS = 5.0  # the Secret could not be read for a reason other than the Secret itself
 DRAIN_SECONDS = REQUEST_TIMEOUT_SECONDS + 2
+SETTLED_KEPT = 10_000  # past this many, settled executions older than ELIGIBLE_SECONDS are forgotten
 ANSWER_BYTES = 2048  # of the receiver's answer read
 
 RESULT_DELIVERED, RESULT_RETRIED, RESULT_GIVEN_UP = "delivered", "retried", "given_up"
@@ -68,6 +69,11 @@ class Notifier:
         self.delivering: dict[str, dict[str, asyncio.Task]] = {}  # execution uid -> notification name -> task
         self.sem = asyncio.Semaphore(SEND_CONCURRENCY)
         self.next_scan = 0.0
+        self.specs: dict[Key, TestQueueSpec] = {}  # the queues with notifications at the last scan
+        # (namespace, queue, name, outcomes) -> when it appeared (None: there at the first scan)
+        self.seen: dict[tuple, datetime | None] = {}
+        self.first_scan = True
+        self.settled: dict[str, datetime] = {}  # execution uid -> its end: nothing left to do for it
         self.unsure = 0  # deliveries between their in-flight record and their recorded answer
         self.stopping = False
         self.session: aiohttp.ClientSession | None = None
@@ -79,24 +85,52 @@ class Notifier:
             return now + timedelta(seconds=self.next_scan - mono)
         self.next_scan = mono + SCAN_SECONDS
         specs = {k: q.spec for k, q in view.queues.items() if q.spec.notifications}
+        since = self._appeared(specs, now)
         if not specs or self.stopping:
             return None
+        horizon = now - timedelta(seconds=ELIGIBLE_SECONDS)
         for key, rec in view.executions.items():
-            st = rec.status
-            if st.phase is None or not st.phase.terminal or rec.spec is None:
+            # the cheap fields first: a finished record unpacks its whole status on each read
+            ended = getattr(rec, "summary", None) or rec.status
+            if ended.phase is None or not ended.phase.terminal or rec.spec is None:
                 continue
             spec = specs.get((rec.namespace, rec.spec.queue))
-            if spec is None:
+            mine = self.delivering.get(rec.uid)
+            if spec is None or (not mine and (rec.uid in self.settled or (
+                    ended.completed_at is not None and ended.completed_at < horizon))):
                 continue
-            if not st.notifications and st.completed_at is not None \
-                    and (now - st.completed_at).total_seconds() > ELIGIBLE_SECONDS:
-                continue
-            for step in steps(st, rec.uid, spec, now, set(self.delivering.get(rec.uid, ()))):
+            st = rec.status
+            todo = steps(st, rec.uid, spec, now, set(mine or ()), since.get((rec.namespace, rec.spec.queue)))
+            if not todo and not mine:
+                self.settled[rec.uid] = ended.completed_at or now
+            for step in todo:
                 if isinstance(step, Record):
                     self._record(key, rec.uid, rec.spec.queue, step)
                 else:
                     self._start(key, rec.uid, rec.spec.queue, st.phase.value, step)
+        if len(self.settled) > SETTLED_KEPT:
+            self.settled = {uid: at for uid, at in self.settled.items() if at >= horizon}
         return None
+
+    def _appeared(self, specs: dict[Key, TestQueueSpec], now: datetime) -> dict[Key, dict[str, datetime]]:
+        """When each notification appeared while this process led (queue -> name -> time); those
+        there at its first scan are absent (ELIGIBLE_SECONDS bounds them). A changed spec
+        re-opens the executions already settled."""
+        if specs != self.specs:
+            self.specs, self.settled = specs, {}
+        current = set()
+        for qk, spec in specs.items():
+            for i, n in enumerate(spec.notifications):
+                ident = (*qk, notification_name(n, i), tuple(sorted(n.outcomes)))
+                current.add(ident)
+                self.seen.setdefault(ident, None if self.first_scan else now)
+        self.seen = {k: v for k, v in self.seen.items() if k in current}
+        self.first_scan = False
+        out: dict[Key, dict[str, datetime]] = {}
+        for (ns, queue, name, _), at in self.seen.items():
+            if at is not None:
+                out.setdefault((ns, queue), {})[name] = at
+        return out
 
     def _start(self, key: Key, uid: str, queue: str, outcome: str, step: Send) -> None:
         task = self.spawn(self._deliver(key, uid, queue, outcome, step))

@@ -60,6 +60,14 @@ def _reasons(sluice, name: str) -> list[str]:
     return [e.reason for e in sluice.events(name) if e.involved_object.kind == "TestSchedule"]
 
 
+def _wait_reason(sluice, name: str, reason: str, timeout: float = 15) -> None:
+    """Events are posted in the background after what they tell: give them a moment."""
+    deadline = time.time() + timeout
+    while reason not in _reasons(sluice, name):
+        assert time.time() < deadline, f"no {reason} Event for {name}: {_reasons(sluice, name)}"
+        time.sleep(0.25)
+
+
 class RunRecorder(threading.Thread):
     """Lists the namespace's executions twice a second: every name ever seen, with its UIDs (a run
     made twice, even after the first was deleted, shows as two UIDs) and its last object."""
@@ -111,7 +119,7 @@ def test_schedules_one_run_per_minute_forbid_replace_suspend_and_a_restart(clust
         assert first["metadata"]["ownerReferences"] == [{
             "apiVersion": "sluice.dev/v1alpha1", "kind": "TestSchedule", "name": "every",
             "uid": sched["metadata"]["uid"], "controller": True}]
-        assert "Created" in _reasons(sluice, "every")
+        _wait_reason(sluice, "every", "Created")
 
         # The operator dies just before m2 and comes back after it.
         _sleep_until(m2 - timedelta(seconds=6))
@@ -123,10 +131,10 @@ def test_schedules_one_run_per_minute_forbid_replace_suspend_and_a_restart(clust
         _wait_created(sluice, _name("every", m2), timeout=40)
         _wait_created(sluice, _name("replace", m2), timeout=20)
         sluice.wait_phase(_name("replace", m1), "Cancelled", timeout=30)
-        assert "Replaced" in _reasons(sluice, "replace")
+        _wait_reason(sluice, "replace", "Replaced")
         # Forbid: m2 skipped while the run of m1 (100 s) runs.
         assert sluice.phase(_name("forbid", m1)) not in TERMINAL
-        assert "Skipped" in _reasons(sluice, "forbid")
+        _wait_reason(sluice, "forbid", "Skipped")
 
         # Suspend stops `every` before m3.
         _sleep_until(m2 + timedelta(seconds=30))
@@ -144,7 +152,7 @@ def test_schedules_one_run_per_minute_forbid_replace_suspend_and_a_restart(clust
     assert recorder.names("forbid") == {_name("forbid", m1), _name("forbid", m3)}
     assert recorder.names("replace") == {_name("replace", m) for m in (m1, m2, m3)}
     assert recorder.names("paused") == set()
-    assert "MissedSchedule" in _reasons(sluice, "late")
+    _wait_reason(sluice, "late", "MissedSchedule")
     # Forbid: the run of m3 began only after the run of m1 had ended.
     f1, f3 = sluice.get(_name("forbid", m1)), sluice.get(_name("forbid", m3))
     assert f1["status"]["phase"] == "Succeeded"
@@ -195,8 +203,5 @@ def test_invalid_schedule_or_time_zone_is_ready_false_with_an_event(sluice, star
                 break
             time.sleep(0.25)
         assert ready.get("status") == "False" and words in ready.get("message", ""), ready
-        deadline = time.time() + 10
-        while time.time() < deadline and "InvalidSchedule" not in _reasons(sluice, name):
-            time.sleep(0.25)
-        assert "InvalidSchedule" in _reasons(sluice, name)
+        _wait_reason(sluice, name, "InvalidSchedule")
     assert sluice.list() == []

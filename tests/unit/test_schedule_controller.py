@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from sluice.api.settings import Settings
 from sluice.cache.view import ClusterView
@@ -122,7 +122,9 @@ def test_a_name_taken_by_another_object_skips_that_time_with_an_event():
     ctl.after_pass(ClusterView(), datetime(2026, 11, 20, 9, 1, 5, tzinfo=UTC))
     asyncio.run(_drain(tasks))
     assert ("TestSchedule", "NameTaken") in events.posted
-    assert api.objects[SCHED_PATH]["status"]["lastScheduleTime"] == "2026-11-20T09:01:00Z"  # not retried
+    status = api.objects[SCHED_PATH]["status"]
+    assert status["lastScheduleTime"] == "2026-11-20T09:01:00Z"  # not retried
+    assert status.get("active", []) == [] and "lastExecution" not in status
 
 
 def test_status_is_written_before_history_is_deleted_and_each_run_deleted_once():
@@ -143,3 +145,27 @@ def test_status_is_written_before_history_is_deleted_and_each_run_deleted_once()
     asyncio.run(_drain(tasks))
     assert [c[0] for c in api.calls] == ["patch", "delete"]
     assert api.objects[SCHED_PATH]["status"]["lastResult"] == "Succeeded"
+
+
+def test_a_failing_api_pauses_the_schedule_instead_of_retrying_every_pass():
+    api = FakeApi()
+    api.objects[SCHED_PATH] = copy.deepcopy(SCHEDULE)
+    ctl, tasks, _ = _controller(api)
+    ctl.on_schedule("MODIFIED", SCHEDULE)
+
+    async def unavailable(path, body):
+        api.calls.append(("create", path))
+        raise ApiError(503, '{"reason": "ServiceUnavailable", "message": "etcd away"}', "POST", path)
+
+    api.create = unavailable
+    t = datetime(2026, 11, 20, 9, 1, 5, tzinfo=UTC)
+    for i in range(20):  # many passes within the pause (watch events, other executions)
+        ctl.after_pass(ClusterView(), t + timedelta(milliseconds=50 * i))
+        asyncio.run(_drain(tasks))
+        ctl.dirty.add(("ns", "nightly"))
+    assert [c[0] for c in api.calls] == ["create"]
+    again = ctl.held[("ns", "nightly")]
+    ctl.after_pass(ClusterView(), again + timedelta(milliseconds=1))
+    asyncio.run(_drain(tasks))
+    assert [c[0] for c in api.calls] == ["create", "create"]
+    assert ctl.held[("ns", "nightly")] - datetime.now(UTC) > timedelta(seconds=3)  # the pause doubled (2 s, 4 s)

@@ -22,6 +22,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Awaitable, Callable
 
 from ..api.common import API_GROUP, API_VERSION, LABEL_SCHEDULE
+from ..api.environment import TestScheduleStatus
 from ..api.settings import Settings
 from ..cache.view import ClusterView, controller_uid
 from ..dispatch.relist import relist
@@ -41,6 +42,15 @@ def schedule_path(namespace: str, name: str | None = None, sub: str | None = Non
     return api_path(f"/apis/{API_GROUP}/{API_VERSION}", "namespaces", namespace, "testschedules", name, sub)
 
 
+def _skipped(d: Decision, last_execution: str | None) -> TestScheduleStatus:
+    """The decision's status when its run could not be made: the time is recorded (not retried
+    until the next one), the run is neither active nor the last execution."""
+    st = d.status.model_copy(deep=True)
+    st.active = [n for n in st.active if n != d.run_name]
+    st.active_count, st.last_execution = len(st.active), last_execution
+    return st
+
+
 class ScheduleController:
     def __init__(self, kube: Kube, settings: Settings, events: EventPoster,
                  spawn: Callable[[Awaitable], object], wake: Callable[[], None]):
@@ -52,7 +62,8 @@ class ScheduleController:
         self.dirty: set[Key] = set()
         self.due: dict[Key, datetime] = {}  # schedule -> when to decide again
         self.busy: set[Key] = set()  # a task is carrying out a decision
-        self.failures: dict[Key, int] = {}
+        self.failures: dict[Key, int] = {}  # consecutive failed tasks per schedule
+        self.held: dict[Key, datetime] = {}  # not decided again before this (after a failure)
         self.announced: dict[Key, Event] = {}  # the last Event posted per schedule: no repeats
 
     # ---- watch events in ---------------------------------------------------------------------
@@ -61,7 +72,7 @@ class ScheduleController:
         key = (meta.get("namespace", ""), meta.get("name", ""))
         if event_type == "DELETED":
             self.index.delete_schedule(*key)
-            for table in (self.due, self.failures, self.announced):
+            for table in (self.due, self.failures, self.held, self.announced):
                 table.pop(key, None)
         else:
             self.index.upsert_schedule(obj)
@@ -108,6 +119,8 @@ class ScheduleController:
                 continue
             if key in self.busy or rec.deleting:
                 continue  # the task marks it again when it ends
+            if self.held.get(key, now) > now:
+                continue  # `due` brings it back when the pause ends
             decision = decide(rec, self.index.runs_of(rec), now)
             self._announce(rec, decision.events)
             if decision.wake_at is None:
@@ -135,21 +148,23 @@ class ScheduleController:
         try:
             for name in d.cancel:
                 await self._cancel(rec, name, d)
-            if d.create_at is not None and d.run_name is not None:
-                await self._create(rec, d)
-            if d.status.wire() != rec.status.wire():
-                obj = await self.kube.merge_patch(schedule_path(*key, "status"), {"status": d.status.wire()})
+            status = d.status
+            if d.create_at is not None and d.run_name is not None and not await self._create(rec, d):
+                status = _skipped(d, rec.status.last_execution)
+            if status.wire() != rec.status.wire():
+                obj = await self.kube.merge_patch(schedule_path(*key, "status"), {"status": status.wire()})
                 self.index.upsert_schedule(obj)
             for name in d.delete:
                 await self._ignore_gone(self.kube.delete(execution_path(rec.namespace, name)))
                 self.index.delete_run(rec.namespace, name)  # not decided again while the watch catches up
                 log.info("deleted %s/%s: beyond the history limits of schedule %s", rec.namespace, name, rec.name)
             self.failures.pop(key, None)
+            self.held.pop(key, None)
         except Exception as exc:  # the API away or refusing: pause this schedule, then decide again
             n = self.failures[key] = self.failures.get(key, 0) + 1
             pause = min(RETRY_MAX_SECONDS, RETRY_SECONDS * 2 ** (n - 1))
             log.warning("schedule %s/%s: %s; trying again in %.0f s", *key, exc, pause)
-            self.due[key] = datetime.now(timezone.utc) + timedelta(seconds=pause)
+            self.held[key] = self.due[key] = datetime.now(timezone.utc) + timedelta(seconds=pause)
         finally:
             self.busy.discard(key)
             self.dirty.add(key)
@@ -160,7 +175,9 @@ class ScheduleController:
         self._post(rec, "Normal", "Replaced", f"cancelled {name}: the run of {d.create_at:%Y-%m-%d %H:%M} UTC "
                                               f"replaces it (concurrencyPolicy Replace)")
 
-    async def _create(self, rec: ScheduleRecord, d: Decision) -> None:
+    async def _create(self, rec: ScheduleRecord, d: Decision) -> bool:
+        """Creates the run (or finds it made before a restart): True; False when the API refuses
+        for good (the time is skipped with a Warning Event); raises what retrying may fix."""
         body = render_run(rec, d.create_at, d.run_name)
         try:
             obj = await self.kube.create(execution_path(rec.namespace), body)
@@ -169,17 +186,18 @@ class ScheduleController:
                 existing = await self.kube.get(execution_path(rec.namespace, d.run_name))
                 if controller_uid(existing, "TestSchedule") == rec.uid:
                     self.index.upsert_run(existing)  # made before a restart: the run of this time is done
-                    return
+                    return True
                 self._post(rec, "Warning", "NameTaken", f"testexecution {d.run_name} exists and is not this "
                                                         f"schedule's: the run of {d.create_at:%Y-%m-%d %H:%M} UTC is skipped")
-                return
+                return False
             if exc.status in (400, 403, 422):  # retrying cannot fix it: skip this time, say why
                 self._post(rec, "Warning", "CreateFailed", f"could not create {d.run_name}: {exc.text[:400]}")
-                return
+                return False
             raise
         self.index.upsert_run(obj)
         self._post(rec, "Normal", "Created", f"created testexecution {d.run_name} for the run of "
                                              f"{d.create_at:%Y-%m-%d %H:%M} UTC")
+        return True
 
     @staticmethod
     async def _ignore_gone(call: Awaitable) -> None:

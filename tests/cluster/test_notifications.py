@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
-import re
+import threading
 import time
-from datetime import datetime
 
 import pytest
 from kubernetes import client
@@ -66,10 +65,6 @@ def metric(op, result: str, queue: str = "q") -> float:
         if line.startswith("sluice_notifications_total{") and f'result="{result}"' in line and f'queue="{queue}"' in line:
             return float(line.split()[-1])
     return 0.0
-
-
-def _t(s: str) -> datetime:
-    return datetime.fromisoformat(s.replace("Z", "+00:00"))
 
 
 def test_exactly_one_json_post_per_outcome(sluice, start_operator, receiver):
@@ -178,7 +173,8 @@ def test_missing_secret_bad_scheme_and_4xx_are_given_up_at_once(sluice, start_op
 def test_at_most_once_across_a_sigkill(sluice, start_operator, receiver):
     """The operator is SIGKILLed while its POST waits for the receiver's answer: after the restart
     the receiver has exactly one POST, and the record says the outcome is unknown. A retry that
-    was waiting (its 503 recorded) resumes with the same key."""
+    was waiting (its 503 recorded) resumes with the same key. A SIGTERM instead lets the POST in
+    flight be answered and recorded."""
     secret(sluice, "held", receiver.url("/held"))
     secret(sluice, "later", receiver.url("/later"))
     receiver.hold("/held")
@@ -210,3 +206,13 @@ def test_at_most_once_across_a_sigkill(sluice, start_operator, receiver):
     assert [p.status for p in later_posts] == [503, 200] and recs["later"]["attempts"] == 2
     assert metric(second, "unknown") == 1
     assert any(e.reason == "NotificationGivenUp" and "stopped while" in e.message for e in sluice.events("bad"))
+
+    # A stop by SIGTERM (a rolling update) lets a POST in flight finish and records its answer.
+    receiver.hold("/held")
+    sluice.create("bad2", fails())
+    receiver.wait_posts("/held", 2)
+    threading.Timer(1.0, receiver.release, ["/held"]).start()
+    second.stop()
+    assert second.proc.returncode is not None
+    held = records(sluice, "bad2")["held"]
+    assert (held["state"], held["attempts"], held["message"]) == ("Delivered", 1, "HTTP 200: ok")

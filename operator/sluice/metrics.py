@@ -90,6 +90,10 @@ class Metrics:
                                      "Notification POSTs by result: delivered, retried (an attempt to be retried), "
                                      "given_up, unknown (in flight when the operator stopped: not sent again).",
                                      ["namespace", "queue", "result"], registry=self.registry)
+        self.webhook_reviews = Counter("sluice_webhook_reviews_total",
+                                       "Admission reviews the webhook answered, by operation and verdict: allowed, "
+                                       "denied (HTTP 429, queue full), standby (not the leader: allowed).",
+                                       ["operation", "verdict"], registry=self.registry)
         self.registry.register(_ViewCollector(self))
         self._freed: collections.deque[float] = collections.deque()
         self._outcome_seen = _SeenOnce()
@@ -136,6 +140,9 @@ class Metrics:
 
     def notification(self, namespace: str, queue: str, result: str) -> None:
         self.notifications.labels(namespace, queue, result).inc()
+
+    def webhook_reviewed(self, operation: str, verdict: str) -> None:
+        self.webhook_reviews.labels(operation, verdict).inc()
 
     def api_error(self, method: str, path: str, code: int | str) -> None:
         self.api_errors.labels(api_operation(method, path), str(code)).inc()

@@ -134,7 +134,7 @@ async def run_operator(kubeconfig: str | None = None, settings: Settings | None 
         await kube.close()
         raise
     webhook = AdmissionWebhook(lambda: dispatcher.view, settings, lambda: dispatcher.ready and elector.is_leader(),
-                               dispatcher.events)
+                               dispatcher.events, metrics.webhook_reviewed)
     try:
         webhook_http = await _serve_webhook(webhook, settings)
     except StartupError:

@@ -88,6 +88,9 @@ def test_queue_full_at_kubectl_apply_and_who_moved_a_priority(cluster, namespace
         assert "(TooManyRequests)" in proc.stderr and full in proc.stderr, proc.stderr
         assert "tx-3" not in [i["metadata"]["name"] for i in sluice.list()]
         print(f"\nkubectl apply into a full queue ({took:.2f} s): {proc.stderr.strip()}")
+        denied = [line for line in op.metrics().splitlines()
+                  if line.startswith('sluice_webhook_reviews_total{operation="CREATE",verdict="denied"}')]
+        assert denied and float(denied[0].split()[-1]) >= 2  # the dry run and the real create
 
         # A priority change: allowed, and the Event names the requesting user; a dry run posts nothing.
         _grant_alice(cluster, namespace)

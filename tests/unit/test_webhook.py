@@ -167,9 +167,14 @@ def _review(operation: str, obj: dict, old: dict | None = None, dry_run: bool = 
                         "object": obj, "oldObject": old, "dryRun": dry_run}}
 
 
+REVIEWED: list[tuple[str, str]] = []
+
+
 def _webhook(view: ClusterView, leader: bool = True) -> tuple[AdmissionWebhook, _Events]:
     events = _Events()
-    return AdmissionWebhook(lambda: view, Settings(), lambda: leader, events), events
+    REVIEWED.clear()
+    return AdmissionWebhook(lambda: view, Settings(), lambda: leader, events,
+                            lambda *answer: REVIEWED.append(answer)), events
 
 
 def test_review_denies_with_429_and_echoes_the_uid():
@@ -180,12 +185,14 @@ def test_review_denies_with_429_and_echoes_the_uid():
         "uid": "u-1", "allowed": False, "status": {
             "code": 429, "reason": "TooManyRequests",
             "message": "queue q in namespace ns is full: 1/1 waiting (queuedCapacity 1); retry later"}}}
+    assert REVIEWED == [("CREATE", "denied")]
 
 
 def test_a_replica_that_does_not_lead_allows():
     view = _view(execution("a", status=QUEUED, queue="q"), queues=(queue("q", queuedCapacity=1, paused=True),))
     webhook, _ = _webhook(view, leader=False)
     assert webhook.review(_review("CREATE", execution("b", queue="q")))["response"] == {"uid": "u-1", "allowed": True}
+    assert REVIEWED == [("CREATE", "standby")]
 
 
 def test_a_priority_change_is_allowed_and_names_the_user_except_on_dry_runs():

@@ -52,9 +52,11 @@ def load_tls(cert_dir: str) -> ssl.SSLContext | None:
 
 class AdmissionWebhook:
     def __init__(self, view: Callable[[], ClusterView], settings: Settings, decides: Callable[[], bool],
-                 events: EventPoster):
-        """`decides()`: this replica holds the Lease and has listed its view."""
+                 events: EventPoster, reviewed: Callable[[str, str], None] = lambda operation, verdict: None):
+        """`decides()`: this replica holds the Lease and has listed its view; `reviewed(operation,
+        verdict)` counts each answer (allowed, denied, standby)."""
         self.view, self.settings, self.decides, self.events = view, settings, decides, events
+        self.reviewed = reviewed
 
     def review(self, body: dict) -> dict:
         """The AdmissionReview answer to `body` (raises ValidationError on a malformed review)."""
@@ -67,11 +69,14 @@ class AdmissionWebhook:
     def _judge(self, req: AdmissionRequest) -> Verdict:
         if req.operation == "CREATE":
             if not self.decides():
+                self.reviewed(req.operation, "standby")
                 return ALLOW
             verdict = admit_create(self.view(), self.settings, req.namespace, req.object)
+            self.reviewed(req.operation, "allowed" if verdict.allowed else "denied")
             if not verdict.allowed:
                 log.info("denied creating %s/%s: %s", req.namespace, req.name or "(generated name)", verdict.message)
             return verdict
+        self.reviewed(req.operation, "allowed")
         if req.operation == "UPDATE":
             moved = priority_move(req.old_object, req.object)
             if moved is not None and not req.dry_run:

@@ -5,7 +5,10 @@ A view with N executions (running capacity 50, the rest Queued) is planned the w
 dispatcher plans it (incrementally, with a Memo): an idle pass (nothing changed) and a pass
 after one Job finished (its execution completes, the next one is admitted, positions move).
 
-    python bench/planner.py [--executions 1000 5000]
+    python bench/planner.py [--executions 1000 5000] [--environments 50]
+
+With `--environments E`, E TestEnvironments of concurrency 1 exist and execution i names
+environment i % E (the shared-environment case: holders counted from Jobs every pass).
 """
 from __future__ import annotations
 
@@ -21,10 +24,14 @@ from tests.unit.builders import execution  # noqa: E402
 from tests.unit.test_reconcile import Sim  # noqa: E402
 
 
-def measure(n: int, rounds: int = 20) -> dict:
+def measure(n: int, rounds: int = 20, environments: int = 0) -> dict:
     sim = Sim(Settings(running_capacity=50, queued_capacity=n + 10))
+    for e in range(environments):
+        sim.view.upsert_environment({"metadata": {"name": f"env-{e}", "generation": 1}, "spec": {"concurrency": 1}})
+    sim.view.environments_listed = True
     for i in range(n):
-        sim.add(execution(f"e{i:05d}", created=i * 0.01))
+        envs = {"environments": [f"env-{i % environments}"]} if environments else {}
+        sim.add(execution(f"e{i:05d}", created=i * 0.01, **envs))
     sim.step()
     sim.step(1)
     began = time.perf_counter()
@@ -37,14 +44,16 @@ def measure(n: int, rounds: int = 20) -> dict:
         sim.finish(name, 0)
         sim.step(3 + i)
     finish = (time.perf_counter() - began) / len(running)
-    return {"executions": n, "idle_pass_ms": round(idle * 1000, 1), "pass_after_a_job_finished_ms": round(finish * 1000, 1)}
+    return {"executions": n, "environments": environments, "idle_pass_ms": round(idle * 1000, 1), "pass_after_a_job_finished_ms": round(finish * 1000, 1)}
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--executions", type=int, nargs="+", default=[1000, 5000])
-    for n in ap.parse_args().executions:
-        print(measure(n), flush=True)
+    ap.add_argument("--environments", type=int, default=0, help="TestEnvironments of concurrency 1 shared round-robin")
+    args = ap.parse_args()
+    for n in args.executions:
+        print(measure(n, environments=args.environments), flush=True)
     return 0
 
 

@@ -66,8 +66,8 @@ def waiters(view: ClusterView) -> Waiters:
     executions = view.executions
     for key in view.active:  # every waiter is active (not terminal); finished ones are not looked at
         rec = executions.get(key)
-        if rec is None or rec.spec is None or rec.deleting or rec.spec.cancel or rec.status.phase is not Phase.Queued:
-            continue
+        if rec is None or rec.summary.phase is not Phase.Queued or rec.spec is None or rec.deleting or rec.spec.cancel:
+            continue  # (the summary: a finished record's status is kept packed, see cache.compact)
         out.per_queue.setdefault((rec.namespace, rec.spec.queue), []).append(
             Waiter(rec.spec.priority.rank, rec.created, rec.spec.shards))
         out.total += 1

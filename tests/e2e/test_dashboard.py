@@ -40,11 +40,13 @@ def _free_port() -> int:
 
 
 class Dashboard:
-    def __init__(self, kubeconfig, namespace: str, env: dict | None = None, port: int | None = None):
+    def __init__(self, kubeconfig, namespace: str | None, env: dict | None = None, port: int | None = None,
+                 extra: tuple[str, ...] = ()):
         self.port = port or _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = dict(os.environ, KUBECONFIG=str(kubeconfig), **(env or {}))
-        self.cmd = [sys.executable, "-m", "sluice.cli.main", "dashboard", "-n", namespace, "--port", str(self.port)]
+        scope = ["-A"] if namespace is None else ["-n", namespace]
+        self.cmd = [sys.executable, "-m", "sluice.cli.main", "dashboard", *scope, "--port", str(self.port), *extra]
 
     def start(self) -> "Dashboard":
         self.log = open(f"/tmp/sluice-dashboard-{self.port}.log", "w")

@@ -82,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("dashboard", parents=[common], help="live page on 127.0.0.1: queues, ranks, progress, reports")
     d.add_argument("-A", "--all-namespaces", action="store_true", help="every namespace")
     d.add_argument("--port", type=int, default=8090, help="port on 127.0.0.1 (default 8090)")
+    d.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1; the chart's in-cluster Deployment uses 0.0.0.0)")
+    d.add_argument("--read-only", action="store_true", help="offer no action (cancel, rerun, pause), whatever RBAC allows")
     d.set_defaults(module="sluice.dashboard.server")
     return parser
 

@@ -1,12 +1,13 @@
 """The dashboard's one source of truth: ONE watch per resource type, fanned out to every page.
 
-Two daemon threads (TestExecutions, TestQueues) each list once, then watch from the list's
+Three daemon threads (TestExecutions, TestQueues, and the cluster-scoped TestEnvironments) each list once, then watch from the list's
 resourceVersion with the kubernetes client (`watch.Watch`), re-listing after any error (410 Gone,
 a dropped connection, RBAC) with a 1 s pause. Every change marks the feed dirty; the asyncio side
 rebuilds the snapshot (`model.snapshot`) at most every COALESCE_SECONDS, serialises it once and
 hands the same bytes to every connected page, so N pages cost one watch pair and one JSON
 encoding per change, never N. A slow page only ever holds the latest snapshot (older ones are
-dropped). It never writes to the API.
+dropped). A fourth thread keeps the user's allowed actions per visible namespace
+(permissions.py, SelfSubjectAccessReviews cached a minute). It never writes to the API.
 """
 from __future__ import annotations
 
@@ -22,19 +23,28 @@ from kubernetes import watch
 from ..api.common import API_GROUP, API_VERSION
 from ..cli.connect import explain_api_error
 from . import model
+from .permissions import Permissions
 
 log = logging.getLogger("sluice.dashboard")
 COALESCE_SECONDS = 0.2
 RETRY_SECONDS = 1.0
 WATCH_SECONDS = 240
 CAPS_SECONDS = 30.0
+FORBIDDEN_RETRY_SECONDS = 30.0  # a resource the user may not list (TestEnvironments, often): ask rarely
+PERMISSIONS_POLL_SECONDS = 1.0
+CLUSTER_SCOPED = frozenset({"testenvironments"})
 
 
 class Feed:
-    def __init__(self, conn, namespace: str | None):
+    def __init__(self, conn, namespace: str | None, permissions: Permissions | None = None,
+                 notes: list[str] | None = None):
         self.conn, self.namespace = conn, namespace
-        self.objects: dict[str, dict[tuple[str, str], dict]] = {"testexecutions": {}, "testqueues": {}}
+        self.objects: dict[str, dict[tuple[str, str], dict]] = {
+            "testexecutions": {}, "testqueues": {}, "testenvironments": {}}
         self.errors: dict[str, str] = {}
+        self.forbidden: set[str] = set()  # plurals the user may not list (shown as such, not as errors)
+        self.permissions = permissions or Permissions(conn.api_client)
+        self.notes = list(notes or [])
         self.caps: tuple[int, int] | None = None
         self.lock = threading.Lock()
         self.clients: set[asyncio.Queue] = set()
@@ -48,22 +58,38 @@ class Feed:
         self._loop, self._dirty = loop, asyncio.Event()
         for plural in self.objects:
             threading.Thread(target=self._follow, args=(plural,), name=f"watch-{plural}", daemon=True).start()
+        threading.Thread(target=self._review, name="permissions", daemon=True).start()
         loop.create_task(self._publisher())
 
-    def _list_fn(self):
+    def visible_namespaces(self) -> set[str]:
+        with self.lock:
+            seen = {ns for plural in ("testexecutions", "testqueues") for ns, _ in self.objects[plural]}
+        return seen | ({self.namespace} if self.namespace else set())
+
+    def _review(self) -> None:
+        while True:
+            try:
+                if self.permissions.refresh(self.visible_namespaces()):
+                    self._mark()
+            except Exception:  # noqa: BLE001 - no answer now: the buttons stay as they were
+                log.exception("could not review the user's permissions")
+            time.sleep(PERMISSIONS_POLL_SECONDS)
+
+    def _list_fn(self, plural: str = ""):
         custom = self.conn.custom
-        if self.namespace is None:
+        if self.namespace is None or plural in CLUSTER_SCOPED:
             return custom.list_cluster_custom_object, (API_GROUP, API_VERSION)
         return custom.list_namespaced_custom_object, (API_GROUP, API_VERSION, self.namespace)
 
     def _follow(self, plural: str) -> None:
-        fn, args = self._list_fn()
+        fn, args = self._list_fn(plural)
         while True:
             try:
                 listed = fn(*args, plural)
                 with self.lock:
                     self.objects[plural] = {self._key(o): o for o in listed.get("items") or []}
                     self.errors.pop(plural, None)
+                    self.forbidden.discard(plural)
                 if plural == "testqueues":
                     self.caps = self.conn.operator_caps()
                 self._mark()
@@ -86,6 +112,13 @@ class Feed:
                         self._mark()
             except Exception as exc:  # noqa: BLE001 - any failure: say it on the page, re-list
                 status = getattr(exc, "status", None)
+                if status == 403 and plural in CLUSTER_SCOPED:
+                    with self.lock:
+                        self.forbidden.add(plural)
+                        self.objects[plural] = {}
+                    self._mark()
+                    time.sleep(FORBIDDEN_RETRY_SECONDS)
+                    continue
                 if status and status != 410:
                     msg = str(explain_api_error(status, getattr(exc, "body", None), f"watch {plural}",
                                                 self.namespace))
@@ -115,9 +148,12 @@ class Feed:
         with self.lock:
             executions = list(self.objects["testexecutions"].values())
             queues = list(self.objects["testqueues"].values())
+            environments = (None if "testenvironments" in self.forbidden
+                            else list(self.objects["testenvironments"].values()))
             errors = sorted(self.errors.values())
         namespaces = None if self.namespace is None else [self.namespace]
-        return model.snapshot(executions, queues, datetime.now(timezone.utc), namespaces, self.caps, errors)
+        return model.snapshot(executions, queues, datetime.now(timezone.utc), namespaces, self.caps, errors,
+                              environments, self.permissions.snapshot(), self.notes)
 
     def execution(self, namespace: str, name: str) -> dict | None:
         with self.lock:

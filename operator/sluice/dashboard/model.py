@@ -18,6 +18,7 @@ from ..cli.text import parse_time
 
 TERMINAL = ("Succeeded", "Failed", "TimedOut", "Cancelled", "Rejected")
 FINISHED_SHOWN = 50
+THROUGHPUT_WINDOW_SECONDS = 3600  # "executions finished per hour": those completed in the last hour
 
 
 def artifact_href(url: str) -> str | None:
@@ -64,9 +65,53 @@ def _base(obj: dict) -> dict:
             "reason": st.get("reason") or "", "message": st.get("message") or ""}
 
 
+def throughput(executions: list[dict], now: datetime) -> dict[tuple[str, str], int]:
+    """(namespace, queue) -> executions finished in the last hour, from the ones still listed (pure;
+    finished executions deleted by the queue's history limits are not counted)."""
+    out: dict[tuple[str, str], int] = {}
+    for obj in executions:
+        st = obj.get("status") or {}
+        if st.get("phase") not in TERMINAL:
+            continue
+        done = parse_time(st.get("completedAt"))
+        if done is None or (now - done).total_seconds() > THROUGHPUT_WINDOW_SECONDS:
+            continue
+        key = (obj["metadata"].get("namespace", ""), (obj.get("spec") or {}).get("queue") or "default")
+        out[key] = out.get(key, 0) + 1
+    return out
+
+
+def environment_rows(executions: list[dict], environments: list[dict] | None) -> dict[tuple[str, str], list[dict]]:
+    """(namespace, queue) -> the TestEnvironments its visible executions name, with their holders
+    and waiters (pure). `environments` None: the user may not read them; names only."""
+    by_name = {e["metadata"]["name"]: e for e in environments or []}
+    names: dict[tuple[str, str], set[str]] = {}
+    for obj in executions:
+        spec = obj.get("spec") or {}
+        key = (obj["metadata"].get("namespace", ""), spec.get("queue") or "default")
+        names.setdefault(key, set()).update(spec.get("environments") or [])
+    out: dict[tuple[str, str], list[dict]] = {}
+    for key, envs in names.items():
+        rows = []
+        for name in sorted(envs):
+            env = by_name.get(name)
+            if env is None:
+                rows.append({"name": name, "known": False})
+                continue
+            spec, st = env.get("spec") or {}, env.get("status") or {}
+            rows.append({"name": name, "known": True, "concurrency": spec.get("concurrency", 1),
+                         "inUse": st.get("inUse", len(st.get("holders") or [])),
+                         "holders": list(st.get("holders") or []), "waiting": st.get("waiting", 0)})
+        if rows:
+            out[key] = rows
+    return out
+
+
 def queue_rows(executions: list[dict], queues: list[dict], now: datetime, namespaces: list[str] | None,
-               caps: tuple[int, int] | None) -> tuple[list[dict], list[dict]]:
+               caps: tuple[int, int] | None, environments: list[dict] | None = None) -> tuple[list[dict], list[dict]]:
     """(queues, waiting): capacity per queue, and the waiters of each queue in admission order."""
+    per_hour = throughput(executions, now)
+    envs = environment_rows(executions, environments)
     by_key = {(o["metadata"].get("namespace", ""), o["metadata"]["name"]): o for o in executions}
     queue_objs = {(q["metadata"].get("namespace", ""), q["metadata"]["name"]): q for q in queues}
     out_queues, waiting = [], []
@@ -77,7 +122,9 @@ def queue_rows(executions: list[dict], queues: list[dict], now: datetime, namesp
             "running": b.running, "runningCapacity": b.running_capacity,
             "queued": b.queued, "queuedCapacity": b.queued_capacity,
             "wait": qst.get("waitSeconds") or {}, "run": qst.get("runSeconds") or {},
-            "succeeded": qst.get("succeededTotal"), "failed": qst.get("failedTotal")})
+            "succeeded": qst.get("succeededTotal"), "failed": qst.get("failedTotal"),
+            "finishedLastHour": per_hour.get((b.namespace, b.queue), 0),
+            "environments": envs.get((b.namespace, b.queue), [])})
         rank = 0
         for name in b.order:
             obj = by_key.get((b.namespace, name))
@@ -132,12 +179,15 @@ def finished_rows(executions: list[dict], limit: int = FINISHED_SHOWN) -> list[d
 
 
 def snapshot(executions: list[dict], queues: list[dict], now: datetime, namespaces: list[str] | None,
-             caps: tuple[int, int] | None = None, errors: list[str] | None = None) -> dict:
-    """The whole page's data, one JSON object (what `/events` sends on every change)."""
-    qs, waiting = queue_rows(executions, queues, now, namespaces, caps)
+             caps: tuple[int, int] | None = None, errors: list[str] | None = None,
+             environments: list[dict] | None = None, actions: dict[str, list[str]] | None = None,
+             notes: list[str] | None = None) -> dict:
+    """The whole page's data, one JSON object (what `/events` sends on every change). `actions`:
+    namespace -> the actions the user may take there (permissions.py); none when absent."""
+    qs, waiting = queue_rows(executions, queues, now, namespaces, caps, environments)
     return {"now": now.isoformat(), "scope": namespaces[0] if namespaces else "*", "queues": qs,
             "waiting": waiting, "running": running_rows(executions, now), "finished": finished_rows(executions),
-            "errors": errors or []}
+            "errors": errors or [], "notes": notes or [], "actions": actions or {}}
 
 
 def execution_detail(obj: dict, events: list[dict]) -> dict:

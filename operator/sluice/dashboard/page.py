@@ -1,13 +1,16 @@
 """The dashboard page: one self-contained HTML document (inline CSS and JS, no CDN, no build step).
 
 Kept as a Python string so it ships inside the package with no package-data setting. The page
-renders the snapshots `/events` pushes and never polls; it never writes to the API (no actions).
+renders the snapshots `/events` pushes and never polls. Its only writes are the actions the
+snapshot says the user may take in a namespace (cancel, rerun, pause/resume), each behind a
+confirm dialog, POSTed to the dashboard (actions.py) which does them with the user's kubeconfig.
 """
 
 HTML = r'''<!doctype html>
 <!-- The Sluice dashboard: one self-contained page (no CDN, no build step). It renders the
      snapshots /events pushes (server-sent events) and never polls; the clock below only ages the
-     last snapshot's durations locally. It never writes to the API: it has no actions. -->
+     last snapshot's durations locally. Actions (cancel, rerun, pause/resume) appear only where the
+     snapshot says the user's RBAC allows them, each behind a confirm dialog. -->
 <html lang="en">
 <head>
 <meta charset="utf-8">
@@ -32,7 +35,17 @@ HTML = r'''<!doctype html>
   #live.off { color:var(--bad); } .err { color:var(--bad); }
   a { color:var(--run); } a:focus, button:focus { outline:2px solid var(--run); }
   .links a { margin-right:.5rem; white-space:nowrap; }
-  @media (max-width: 600px) { main { padding:.4rem; } th, td { padding:.2rem .3rem; font-size:.85rem; } }
+  button { font:inherit; padding:.1rem .5rem; border:1px solid var(--line); border-radius:4px; background:#fff; cursor:pointer; }
+  button.act { font-size:.8rem; } button.danger { color:var(--bad); border-color:var(--bad); }
+  dialog { border:1px solid var(--line); border-radius:6px; max-width:min(92vw, 420px); }
+  dialog::backdrop { background:rgba(0,0,0,.3); }
+  .sr { position:absolute; width:1px; height:1px; overflow:hidden; clip:rect(0 0 0 0); white-space:nowrap; }
+  .envs { margin:.3rem 0 0; padding-left:1rem; } .notes { color:var(--muted); }
+  #toast:empty { display:none; } #toast { padding:.4rem .8rem; background:#fff; border:1px solid var(--line); border-radius:6px; margin-bottom:1rem; }
+  .failures { margin:.2rem 0 0; padding-left:1rem; color:var(--bad); font-size:.85rem; }
+  pre.console { background:#10141c; color:#e6e6e6; padding:.5rem; max-height:28rem; overflow:auto; white-space:pre-wrap; word-break:break-all; font-size:.8rem; }
+  @media (max-width: 600px) { main { padding:.4rem; } header { padding:.4rem; } th, td { padding:.2rem .3rem; font-size:.85rem; }
+    .cards { grid-template-columns:1fr; } .wide { display:none; } }
 </style>
 </head>
 <body>
@@ -40,17 +53,24 @@ HTML = r'''<!doctype html>
   <span id="live" class="off" role="status" data-testid="live">connecting…</span></header>
 <main>
   <div id="errors" class="err" role="alert"></div>
+  <div id="notes" class="notes" data-testid="notes"></div>
+  <div id="toast" role="status" aria-live="polite" data-testid="toast"></div>
   <div id="overview">
     <section aria-labelledby="hq"><h2 id="hq">Queues</h2><div id="queues" class="cards" data-testid="queues"></div></section>
     <section aria-labelledby="hw"><h2 id="hw">Waiting, in admission order</h2>
-      <table data-testid="waiting"><thead><tr><th>Queue</th><th>Rank</th><th>Name</th><th>Priority</th><th>Waited</th><th>ETA</th><th>Why</th></tr></thead><tbody id="waiting"></tbody></table></section>
+      <table data-testid="waiting"><thead><tr><th>Queue</th><th>Rank</th><th>Name</th><th>Priority</th><th>Waited</th><th>ETA</th><th class="wide">Why</th><th><span class="sr">Actions</span></th></tr></thead><tbody id="waiting"></tbody></table></section>
     <section aria-labelledby="hr"><h2 id="hr">Running</h2>
-      <table data-testid="running"><thead><tr><th>Name</th><th>Attempt</th><th>Elapsed</th><th>Progress</th><th>Failed</th><th>Now</th></tr></thead><tbody id="running"></tbody></table></section>
+      <table data-testid="running"><thead><tr><th>Name</th><th>Attempt</th><th>Elapsed</th><th>Progress</th><th>Failed</th><th class="wide">Now</th><th><span class="sr">Actions</span></th></tr></thead><tbody id="running"></tbody></table></section>
     <section aria-labelledby="hf"><h2 id="hf">Finished</h2>
-      <table data-testid="finished"><thead><tr><th>Name</th><th>Outcome</th><th>Passed</th><th>Failed</th><th>Duration</th><th>Artifacts</th></tr></thead><tbody id="finished"></tbody></table></section>
+      <table data-testid="finished"><thead><tr><th>Name</th><th>Outcome</th><th>Passed</th><th>Failed</th><th class="wide">Duration</th><th>Artifacts</th><th><span class="sr">Actions</span></th></tr></thead><tbody id="finished"></tbody></table></section>
   </div>
   <div id="detail" hidden data-testid="detail"></div>
 </main>
+<dialog id="confirm" data-testid="confirm" aria-labelledby="confirm-text">
+  <form method="dialog"><p id="confirm-text"></p>
+    <button value="no" autofocus data-testid="confirm-no">Keep as is</button>
+    <button value="yes" class="danger" id="confirm-yes" data-testid="confirm-yes">Yes</button></form>
+</dialog>
 <script>
 "use strict";
 let snap = null, got = 0, detailRv = null;
@@ -89,6 +109,52 @@ function links(list) {
     h("a", {href: l.href, target: "_blank", rel: "noopener", title: l.name, text: l.label, "data-label": l.label})));
 }
 function fill(id, rows) { $(id).replaceChildren(...rows); }
+const TERMINAL = ["Succeeded", "Failed", "TimedOut", "Cancelled", "Rejected"];
+const may = (ns, action) => ((snap && snap.actions[ns]) || []).includes(action);
+const ACTIONS = {
+  cancel: r => ({label: "Cancel", ask: `Cancel execution ${r.name} in namespace ${r.namespace}?`, yes: "Cancel it",
+                 url: `/api/x/${encodeURIComponent(r.namespace)}/${encodeURIComponent(r.name)}/cancel`, body: {}}),
+  rerun: r => ({label: "Rerun", ask: `Run ${r.name} again (a new execution with the same spec) in namespace ${r.namespace}?`,
+                yes: "Rerun", url: `/api/x/${encodeURIComponent(r.namespace)}/${encodeURIComponent(r.name)}/rerun`, body: {}}),
+  pause: q => ({label: q.paused ? "Resume" : "Pause", ask: `${q.paused ? "Resume" : "Pause"} queue ${q.name} in namespace ${q.namespace}?`,
+                yes: q.paused ? "Resume" : "Pause", url: `/api/q/${encodeURIComponent(q.namespace)}/${encodeURIComponent(q.name)}/pause`,
+                body: {paused: !q.paused}}),
+};
+function actionButton(action, r) {
+  if (!may(r.namespace, action)) return null;
+  const a = ACTIONS[action](r);
+  return h("button", {type: "button", className: "act" + (action === "cancel" ? " danger" : ""), text: a.label,
+    "data-action": action, "aria-label": `${a.label} ${r.name}`, onclick: () => confirmAndDo(a)});
+}
+function confirmAndDo(a) {
+  const dlg = $("confirm");
+  $("confirm-text").textContent = a.ask; $("confirm-yes").textContent = a.yes;
+  dlg.onclose = async () => {
+    if (dlg.returnValue !== "yes") return;
+    let msg;
+    try {
+      const resp = await fetch(a.url, {method: "POST", headers: {"Content-Type": "application/json", "X-Sluice-Action": "1"},
+                                       body: JSON.stringify(a.body)});
+      const d = await resp.json();
+      msg = d.message || d.error || resp.statusText;
+    } catch (e) { msg = "request failed: " + e; }
+    $("toast").textContent = msg;
+  };
+  dlg.returnValue = ""; dlg.showModal();
+}
+function envList(q) {
+  if (!q.environments.length) return null;
+  return h("ul", {className: "envs", "data-testid": "environments"}, ...q.environments.map(e => h("li", {"data-env": e.name},
+    h("span", {text: e.name}), e.known
+      ? h("span", {className: "muted", text: ` ${e.inUse}/${e.concurrency} in use` + (e.waiting ? `, ${e.waiting} waiting` : "") +
+          (e.holders.length ? "; held by " : "")}) : h("span", {className: "muted", text: " (status not visible)"}),
+    e.known && e.holders.length ? h("span", {"data-testid": "holders", text: e.holders.join(", ")}) : null)));
+}
+function failureList(r) {
+  if (!r.failures || !r.failures.length) return null;
+  return h("ul", {className: "failures", "data-testid": "failures"}, ...r.failures.map(f =>
+    h("li", {title: f.error || "", text: "✗ " + f.test + (f.error ? ": " + f.error.slice(0, 120) : "")})));
+}
 
 function renderOverview() {
   const multi = snap.scope === "*";
@@ -99,22 +165,26 @@ function renderOverview() {
     q.exists ? null : h("span", {className: "muted", text: " (no TestQueue)"}),
     bar("running", q.running, q.runningCapacity, "running-bar"),
     bar("queued", q.queued, q.queuedCapacity, "queued-bar"),
-    h("div", {className: "muted", text: `wait p50 ${secs(q.wait.p50)} p95 ${secs(q.wait.p95)} · run p50 ${secs(q.run.p50)} p95 ${secs(q.run.p95)}`}))));
+    h("div", {className: "muted", text: `wait p50 ${secs(q.wait.p50)} p95 ${secs(q.wait.p95)} · run p50 ${secs(q.run.p50)} p95 ${secs(q.run.p95)}`}),
+    h("div", {"data-testid": "throughput", text: `${q.finishedLastHour} finished in the last hour`}),
+    envList(q),
+    q.exists ? actionButton("pause", q) : null)));
   fill("waiting", snap.waiting.map(r => h("tr", {"data-name": r.name, "data-queue": r.queue},
     h("td", {text: qn(r)}), h("td", {className: "rank", text: r.rank === null ? "-" : r.rank,
       title: r.writtenPosition && r.writtenPosition !== r.rank ? `status.queuePosition ${r.writtenPosition}` : ""}),
     h("td", {}, xlink(r), r.phase !== "Queued" ? h("span", {className: "muted", text: ` (${r.phase})`}) : null),
     h("td", {text: r.priority}), h("td", {text: age(plus(r.waited))}), h("td", {text: clock(r.eta)}),
-    h("td", {text: [r.reason, r.message].filter(Boolean).join(": ")}))));
+    h("td", {className: "wide", text: [r.reason, r.message].filter(Boolean).join(": ")}), h("td", {}, actionButton("cancel", r)))));
   fill("running", snap.running.map(r => h("tr", {"data-name": r.name},
     h("td", {}, xlink(r)), h("td", {text: r.attempt || "-"}), h("td", {text: age(plus(r.elapsed))}),
     h("td", {}, h("progress", {max: Math.max(r.total, 1), value: r.done, "data-done": r.done, "data-total": r.total,
       "aria-label": `progress of ${r.name}`}), ` ${r.total ? r.done + "/" + r.total : "-"}`),
-    h("td", {className: r.failed ? "Failed" : "", text: r.failed}), h("td", {className: "muted", text: r.current.slice(0, 80)}))));
+    h("td", {className: r.failed ? "Failed" : "", text: r.failed ? `${r.failed} failed` : "0"}, failureList(r)),
+    h("td", {className: "muted wide", text: r.current.slice(0, 80)}), h("td", {}, actionButton("cancel", r)))));
   fill("finished", snap.finished.map(r => h("tr", {"data-name": r.name},
     h("td", {}, xlink(r)), h("td", {className: r.phase, text: r.phase + (r.reason && r.reason !== r.phase ? ` (${r.reason})` : "")}),
-    h("td", {text: r.passed ?? "-"}), h("td", {text: r.failedTests ?? "-"}), h("td", {text: secs(r.duration)}),
-    h("td", {}, links(r.links)))));
+    h("td", {text: r.passed ?? "-"}), h("td", {text: r.failedTests ?? "-"}), h("td", {className: "wide", text: secs(r.duration)}),
+    h("td", {}, links(r.links)), h("td", {}, actionButton("rerun", r)))));
 }
 
 async function renderDetail() {
@@ -133,7 +203,9 @@ async function renderDetail() {
     h("section", {}, h("h2", {}, "Execution ", h("span", {className: d.phase, text: d.name})),
       h("table", {}, h("tbody", {}, ...kv.filter(([, v]) => v !== null && v !== undefined && v !== "")
         .map(([k, v]) => h("tr", {}, h("th", {text: k}), h("td", {className: k === "Phase" ? v : "", text: v}))))),
-      d.links.length ? h("p", {}, "Artifacts: ", links(d.links)) : null),
+      d.links.length ? h("p", {}, "Artifacts: ", links(d.links)) : null,
+      h("p", {"data-testid": "detail-actions"}, TERMINAL.includes(d.phase) ? null : actionButton("cancel", d), " ",
+        actionButton("rerun", d))),
     h("section", {}, h("h2", {text: "Attempts"}), h("table", {"data-testid": "attempts"},
       h("thead", {}, h("tr", {}, ...["#", "Job", "Started", "Completed", "Outcome", "Reason", "Exit", "Message"].map(t => h("th", {text: t})))),
       h("tbody", {}, ...d.attempts.map(a => h("tr", {}, ...[a.attempt, a.jobName, a.startedAt, a.completedAt, a.outcome,
@@ -148,10 +220,11 @@ function onSnapshot(data) {
   snap = JSON.parse(data); got = Date.now();
   $("scope").textContent = snap.scope === "*" ? "all namespaces" : `namespace ${snap.scope}`;
   $("errors").replaceChildren(...snap.errors.map(e => h("p", {text: e})));
+  $("notes").replaceChildren(...snap.notes.map(e => h("p", {text: e})));
   if (!route) { renderOverview(); return; }
   const [ns, name] = [decodeURIComponent(route[1]), decodeURIComponent(route[2])];
   const row = [...snap.waiting, ...snap.running, ...snap.finished].find(r => r.namespace === ns && r.name === name);
-  const rv = row ? row.rv : "gone";
+  const rv = (row ? row.rv : "gone") + JSON.stringify(snap.actions[ns] || []);
   if (rv !== detailRv) { detailRv = rv; renderDetail(); }
 }
 if (route) { $("overview").hidden = true; $("detail").hidden = false; document.title = `${decodeURIComponent(route[2])} · Sluice`; }

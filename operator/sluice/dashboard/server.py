@@ -3,10 +3,14 @@
 Routes: `/` and `/x/<ns>/<name>` (the one self-contained page, page.py), `/events` (server-sent
 events: the feed's JSON snapshot on connect and on every change), `/api/x/<ns>/<name>` (one
 execution with its Events), `/artifacts/<bucket>/<key>` (S3 objects streamed, artifacts.py) and
-`/trace/` (Playwright's trace viewer from the installed `playwright` package, when present).
+`/trace/` (Playwright's trace viewer from the installed `playwright` package, when present), and
+three POSTs, `/api/x/<ns>/<name>/cancel`, `/api/x/<ns>/<name>/rerun`, `/api/q/<ns>/<queue>/pause`
+(body `{"paused": bool}`), offered on the page only where the user's RBAC allows them (actions.py,
+permissions.py).
 It talks to the API with the user's kubeconfig (RBAC applies unchanged: it shows what the user may
-list) and only ever lists, watches and gets: it never writes to the API, and it listens on
-127.0.0.1 only.
+list, and `-A` for a user who may not list every namespace shows the kubeconfig's namespace, saying
+so). It listens on 127.0.0.1 unless `--host` says otherwise (the chart's in-cluster Deployment,
+which runs `--read-only` behind an authenticating ingress); `--read-only` offers no action at all.
 """
 from __future__ import annotations
 
@@ -18,11 +22,16 @@ from pathlib import Path
 
 from aiohttp import web
 
+from kubernetes import client
+
+from ..api.common import API_GROUP
 from ..cli.connect import CliError, api_errors
+from . import actions
 from .artifacts import ArtifactStore
 from .feed import Feed
 from .model import execution_detail
 from .page import HTML
+from .permissions import Permissions
 
 HOST = "127.0.0.1"
 HEARTBEAT_SECONDS = 15.0
@@ -47,8 +56,25 @@ def _event_dict(ev) -> dict:
             "time": when.isoformat() if when else ""}
 
 
-def build_app(conn, namespace: str | None, feed: Feed | None = None) -> web.Application:
-    feed = feed or Feed(conn, namespace)
+def narrow_scope(conn, namespace: str | None) -> tuple[str | None, list[str]]:
+    """`-A` for a user who may not list executions in every namespace becomes the kubeconfig's
+    namespace (with a note for the page); anything else stays as asked."""
+    if namespace is not None:
+        return namespace, []
+    review = client.V1SelfSubjectAccessReview(spec=client.V1SelfSubjectAccessReviewSpec(
+        resource_attributes=client.V1ResourceAttributes(verb="watch", group=API_GROUP, resource="testexecutions")))
+    try:
+        answer = client.AuthorizationV1Api(conn.api_client).create_self_subject_access_review(review)
+    except Exception:  # noqa: BLE001 - no answer: try every namespace, the watch will say
+        return None, []
+    if answer.status and answer.status.allowed:
+        return None, []
+    return conn.namespace, [f"you may not watch executions in every namespace: showing namespace {conn.namespace}"]
+
+
+def build_app(conn, namespace: str | None, feed: Feed | None = None, read_only: bool = False,
+              notes: list[str] | None = None) -> web.Application:
+    feed = feed or Feed(conn, namespace, Permissions(conn.api_client, read_only), notes)
     store = ArtifactStore(feed)
     page = HTML.encode()
     app = web.Application()
@@ -95,6 +121,49 @@ def build_app(conn, namespace: str | None, feed: Feed | None = None) -> web.Appl
             return web.json_response({"error": str(exc)}, status=404 if "not found" in str(exc) else 502)
         return web.json_response(body, dumps=lambda o: json.dumps(o, default=str))
 
+    def _in_scope(ns: str) -> None:
+        if namespace is not None and ns != namespace:
+            raise web.HTTPNotFound(text=f"{ns} is not the namespace this dashboard shows ({namespace})\n")
+
+    async def act(request: web.Request, ns: str, action: str, fn) -> web.Response:
+        """Runs one write after the checks; the answer is one line either way."""
+        if request.headers.get(actions.ACTION_HEADER) != "1" or not actions.same_origin(
+                request.headers.get("Origin"), request.headers.get("Host")):
+            return web.json_response({"error": "refused: not a request from this dashboard's page"}, status=403)
+        _in_scope(ns)
+        if not feed.permissions.allows(ns, action):
+            return web.json_response({"error": f"you may not {action} in namespace {ns}"}, status=403)
+        try:
+            message = await asyncio.get_running_loop().run_in_executor(None, fn)
+        except CliError as exc:
+            return web.json_response({"error": str(exc)}, status=409)
+        return web.json_response({"message": message})
+
+    async def cancel(request: web.Request) -> web.Response:
+        ns, name = request.match_info["ns"], request.match_info["name"]
+        return await act(request, ns, "cancel", lambda: actions.cancel(conn, ns, name))
+
+    async def rerun(request: web.Request) -> web.Response:
+        ns, name = request.match_info["ns"], request.match_info["name"]
+
+        def go() -> str:
+            new = actions.rerun(conn, ns, name)
+            return f"testexecution/{new} created (rerun of {name}, same spec)"
+        return await act(request, ns, "rerun", go)
+
+    async def pause(request: web.Request) -> web.Response:
+        ns, queue = request.match_info["ns"], request.match_info["queue"]
+        try:
+            paused = (await request.json())["paused"]
+        except Exception:  # noqa: BLE001 - any malformed body
+            return web.json_response({"error": 'body must be {"paused": true|false}'}, status=400)
+        if not isinstance(paused, bool):
+            return web.json_response({"error": 'body must be {"paused": true|false}'}, status=400)
+        return await act(request, ns, "pause", lambda: actions.set_paused(conn, ns, queue, paused))
+
+    app.router.add_post("/api/x/{ns}/{name}/cancel", cancel)
+    app.router.add_post("/api/x/{ns}/{name}/rerun", rerun)
+    app.router.add_post("/api/q/{ns}/{queue}/pause", pause)
     app.router.add_get("/", index)
     app.router.add_get("/x/{ns}/{name}", index)
     app.router.add_get("/events", events)
@@ -111,19 +180,22 @@ def build_app(conn, namespace: str | None, feed: Feed | None = None) -> web.Appl
     return app
 
 
-async def serve(conn, namespace: str | None, port: int) -> None:
-    runner = web.AppRunner(build_app(conn, namespace), handle_signals=True, access_log=None)
+async def serve(conn, namespace: str | None, port: int, host: str = HOST, read_only: bool = False) -> None:
+    namespace, notes = await asyncio.get_running_loop().run_in_executor(None, narrow_scope, conn, namespace)
+    runner = web.AppRunner(build_app(conn, namespace, read_only=read_only, notes=notes), handle_signals=True,
+                           access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, HOST, port, reuse_address=False)
+    site = web.TCPSite(runner, host, port, reuse_address=False)
     try:
         await site.start()
     except OSError as exc:
         await runner.cleanup()
         if exc.errno == errno.EADDRINUSE:
-            raise CliError(f"port {port} on {HOST} is in use: pass --port", 2) from None
-        raise CliError(f"cannot listen on {HOST}:{port}: {exc.strerror or exc}", 2) from None
+            raise CliError(f"port {port} on {host} is in use: pass --port", 2) from None
+        raise CliError(f"cannot listen on {host}:{port}: {exc.strerror or exc}", 2) from None
     scope = f"namespace {namespace}" if namespace else "all namespaces"
-    print(f"sluice dashboard: http://{HOST}:{port}/ ({scope}, server {conn.server})", flush=True)
+    extra = ", read-only" if read_only else ""
+    print(f"sluice dashboard: http://{host}:{port}/ ({scope}{extra}, server {conn.server})", flush=True)
     try:
         await asyncio.Event().wait()
     finally:
@@ -133,7 +205,8 @@ async def serve(conn, namespace: str | None, port: int) -> None:
 def run(conn, args) -> int:
     namespace = None if args.all_namespaces else conn.namespace
     try:
-        asyncio.run(serve(conn, namespace, args.port))
+        asyncio.run(serve(conn, namespace, args.port, getattr(args, "host", None) or HOST,
+                          bool(getattr(args, "read_only", False))))
     except KeyboardInterrupt:
         print("sluice dashboard: stopped", file=sys.stderr)
     return 0

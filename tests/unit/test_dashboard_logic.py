@@ -1,0 +1,45 @@
+"""The dashboard's pure decisions: throughput, environments per queue, allowed actions, same-origin."""
+from datetime import datetime, timedelta, timezone
+
+from sluice.dashboard.actions import same_origin
+from sluice.dashboard.model import environment_rows, throughput
+from sluice.dashboard.permissions import allowed_actions
+
+NOW = datetime(2026, 1, 1, 12, 0, tzinfo=timezone.utc)
+
+
+def _tx(name, phase, completed=None, queue=None, envs=(), ns="ns"):
+    spec = {"environments": list(envs)}
+    if queue:
+        spec["queue"] = queue
+    st = {"phase": phase}
+    if completed is not None:
+        st["completedAt"] = (NOW - timedelta(seconds=completed)).isoformat()
+    return {"metadata": {"namespace": ns, "name": name}, "spec": spec, "status": st}
+
+
+def test_throughput_counts_finished_in_the_last_hour_per_queue():
+    got = throughput([_tx("a", "Succeeded", 10), _tx("b", "Failed", 3599, queue="q"), _tx("c", "Failed", 3601),
+                      _tx("d", "Running"), _tx("e", "Cancelled", 5, ns="other")], NOW)
+    assert got == {("ns", "default"): 1, ("ns", "q"): 1, ("other", "default"): 1}
+
+
+def test_environments_per_queue_with_holders_or_names_only():
+    txs = [_tx("a", "Queued", envs=["db", "api"]), _tx("b", "Running", queue="q", envs=["db"])]
+    envs = [{"metadata": {"name": "db"}, "spec": {"concurrency": 2},
+             "status": {"inUse": 1, "holders": ["ns/b"], "waiting": 1}}]
+    got = environment_rows(txs, envs)
+    assert got[("ns", "default")] == [{"name": "api", "known": False},
+                                      {"name": "db", "known": True, "concurrency": 2, "inUse": 1,
+                                       "holders": ["ns/b"], "waiting": 1}]
+    assert [e["name"] for e in got[("ns", "q")]] == ["db"]
+    assert environment_rows(txs, None)[("ns", "q")] == [{"name": "db", "known": False}]
+
+
+def test_allowed_actions_and_origin():
+    assert allowed_actions({"pause": True, "cancel": True, "rerun": False}) == ["cancel", "pause"]
+    assert allowed_actions({}) == []
+    assert same_origin(None, "127.0.0.1:8090")
+    assert same_origin("http://127.0.0.1:8090", "127.0.0.1:8090")
+    assert not same_origin("http://evil.example", "127.0.0.1:8090")
+    assert not same_origin("http://127.0.0.1:8090", None)

@@ -124,6 +124,7 @@ async def run_operator(kubeconfig: str | None = None, settings: Settings | None 
     dispatcher.plug(ProgressRelay(redis_client, dispatcher.write_progress, dispatcher._spawn))
     notifier = Notifier(dispatcher, WebhookUrls(kube), dispatcher._spawn, metrics)
     dispatcher.plug(notifier)
+    dispatcher.listen(notifier.noticed)
     schedules = ScheduleController(kube, settings, dispatcher.events, dispatcher._spawn, dispatcher.wake)
     dispatcher.plug(schedules)
     registry = kopf.OperatorRegistry()

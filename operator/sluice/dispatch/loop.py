@@ -29,6 +29,7 @@ from ..planner import Memo, plan
 from .actuators import Actuators
 from .environment_status import EnvironmentStatusWriter
 from .queue_status import QueueStatusWriter
+from .memory import release_memory
 from .relist import relist
 
 log = logging.getLogger("sluice.dispatch")
@@ -72,6 +73,9 @@ class Dispatcher:
         self.subsystems: list[Subsystem] = [QueueStatusWriter(kube, settings, self._spawn),
                                             EnvironmentStatusWriter(kube, settings, self._spawn)]
         self.needs_resync = False  # set on becoming leader: the old leader's writes may have landed
+        # called with the key of each execution the watch (or a relist) changed in the view, so a
+        # subsystem can follow changes without walking every execution (see `listen`)
+        self.execution_listeners: list[Callable[[Key], None]] = []
 
     def plug(self, subsystem: Subsystem) -> None:
         self.subsystems.append(subsystem)
@@ -86,6 +90,11 @@ class Dispatcher:
         st.progress = progress
         if A.assume_status(self.view, self.assumed, key, st, None):
             self.act.carry_out(A.Effects(status_writers=[key]))
+
+    def listen(self, listener: Callable[[Key], None]) -> None:
+        """`listener(key)` after each watch or list event that changed an execution in the view
+        (not after a deletion). It must only take note: it runs inside the watch handler."""
+        self.execution_listeners.append(listener)
 
     def write_notification(self, key: Key, uid: str, record: NotificationRecord) -> bool:
         """The notifier's way in: a status with one `notifications[]` record set (by name), through
@@ -124,6 +133,8 @@ class Dispatcher:
                 self.act.forget(key)
             else:
                 self.first_seen.setdefault(key, _now())
+                for listener in self.execution_listeners:
+                    listener(key)
         self.wake()
 
     def on_job(self, event_type: str, obj: dict) -> None:
@@ -283,6 +294,7 @@ class Dispatcher:
         await self._list_cluster_scoped(namespace_path(), view.namespace_labels, self.on_namespace)
         view.environments_listed = True
         self.memo.full()
+        release_memory()  # once per re-list, not per list: a full collection costs 0.1-0.5 s of CPU
 
     async def _list_cluster_scoped(self, path: str, store: dict, handler: Callable[[str, dict], None]) -> None:
         """Environments and namespace labels: few objects; a failed list keeps what the watch gave."""

@@ -1,7 +1,9 @@
 """The notifier: a dispatcher `Subsystem` that POSTs an execution's outcome to its queue's webhooks.
 
 After a pass (only the leader's loop runs subsystems), at most every SCAN_SECONDS, it looks at
-the ended executions of queues that have notifications and asks `decide.steps` what each needs.
+the executions the watch changed since the last scan (`Dispatcher.listen`; all of them once, at
+its first scan) and asks `decide.steps` what each ended one of a queue with notifications needs:
+its cost follows the changes, not the thousands of finished executions the view keeps.
 A POST runs in its own task (at most SEND_CONCURRENCY at once), never in the loop. Every step is
 recorded in the execution's status through the dispatcher's status writer
 (`Dispatcher.write_notification`), and a POST goes out only once the API holds the record that
@@ -39,7 +41,6 @@ PERSIST_WAIT_SECONDS = 30.0  # for one status write to land
 PERSIST_TRIES = 3
 API_RETRY_SECONDS = 5.0  # the Secret could not be read for a reason other than the Secret itself
 DRAIN_SECONDS = REQUEST_TIMEOUT_SECONDS + 2
-SETTLED_KEPT = 10_000  # past this many, settled executions older than ELIGIBLE_SECONDS are forgotten
 ANSWER_BYTES = 2048  # of the receiver's answer read
 
 RESULT_DELIVERED, RESULT_RETRIED, RESULT_GIVEN_UP = "delivered", "retried", "given_up"
@@ -69,55 +70,54 @@ class Notifier:
         self.delivering: dict[str, dict[str, asyncio.Task]] = {}  # execution uid -> notification name -> task
         self.sem = asyncio.Semaphore(SEND_CONCURRENCY)
         self.next_scan = 0.0
-        self.specs: dict[Key, TestQueueSpec] = {}  # the queues with notifications at the last scan
+        self.candidates: set[Key] = set()  # executions changed since the last scan
         # (namespace, queue, name, outcomes) -> when it appeared (None: there at the first scan)
         self.seen: dict[tuple, datetime | None] = {}
         self.first_scan = True
-        self.settled: dict[str, datetime] = {}  # execution uid -> its end: nothing left to do for it
         self.unsure = 0  # deliveries between their in-flight record and their recorded answer
         self.stopping = False
         self.session: aiohttp.ClientSession | None = None
 
     # ---- the subsystem ----------------------------------------------------------------------
+    def noticed(self, key: Key) -> None:
+        """The watch changed this execution (`Dispatcher.listen`): look at it on the next scan."""
+        self.candidates.add(key)
+
     def after_pass(self, view: ClusterView, now: datetime) -> datetime | None:
         mono = time.monotonic()
         if mono < self.next_scan:
-            return now + timedelta(seconds=self.next_scan - mono)
+            return now + timedelta(seconds=self.next_scan - mono) if self.candidates else None
         self.next_scan = mono + SCAN_SECONDS
         specs = {k: q.spec for k, q in view.queues.items() if q.spec.notifications}
+        if self.first_scan:  # what ended while no operator was leading: the only walk over all
+            self.candidates.update(view.executions)
         since = self._appeared(specs, now)
+        keys, self.candidates = self.candidates, set()
         if not specs or self.stopping:
             return None
         horizon = now - timedelta(seconds=ELIGIBLE_SECONDS)
-        for key, rec in view.executions.items():
+        for key in keys:
+            rec = view.executions.get(key)
+            if rec is None or rec.spec is None:
+                continue
             # the cheap fields first: a finished record unpacks its whole status on each read
             ended = getattr(rec, "summary", None) or rec.status
-            if ended.phase is None or not ended.phase.terminal or rec.spec is None:
-                continue
             spec = specs.get((rec.namespace, rec.spec.queue))
             mine = self.delivering.get(rec.uid)
-            if spec is None or (not mine and (rec.uid in self.settled or (
-                    ended.completed_at is not None and ended.completed_at < horizon))):
-                continue
+            if spec is None or ended.phase is None or not ended.phase.terminal or mine or (
+                    ended.completed_at is not None and ended.completed_at < horizon):
+                continue  # a delivery re-notes its execution when it ends
             st = rec.status
-            todo = steps(st, rec.uid, spec, now, set(mine or ()), since.get((rec.namespace, rec.spec.queue)))
-            if not todo and not mine:
-                self.settled[rec.uid] = ended.completed_at or now
-            for step in todo:
+            for step in steps(st, rec.uid, spec, now, set(), since.get((rec.namespace, rec.spec.queue))):
                 if isinstance(step, Record):
                     self._record(key, rec.uid, rec.spec.queue, step)
                 else:
                     self._start(key, rec.uid, rec.spec.queue, st.phase.value, step)
-        if len(self.settled) > SETTLED_KEPT:
-            self.settled = {uid: at for uid, at in self.settled.items() if at >= horizon}
         return None
 
     def _appeared(self, specs: dict[Key, TestQueueSpec], now: datetime) -> dict[Key, dict[str, datetime]]:
         """When each notification appeared while this process led (queue -> name -> time); those
-        there at its first scan are absent (ELIGIBLE_SECONDS bounds them). A changed spec
-        re-opens the executions already settled."""
-        if specs != self.specs:
-            self.specs, self.settled = specs, {}
+        there at its first scan are absent (ELIGIBLE_SECONDS bounds them)."""
         current = set()
         for qk, spec in specs.items():
             for i, n in enumerate(spec.notifications):
@@ -180,6 +180,7 @@ class Notifier:
                 del mine[name]
                 if not mine:
                     self.delivering.pop(uid, None)
+            self.candidates.add(key)  # the next scan sees what it left
 
     async def _url(self, key: Key, uid: str, queue: str, outcome: str, name: str, n: Notification,
                    attempt: int) -> str | None:

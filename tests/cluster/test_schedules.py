@@ -102,7 +102,7 @@ def test_schedules_one_run_per_minute_forbid_replace_suspend_and_a_restart(clust
     m2, m3 = m1 + timedelta(minutes=1), m1 + timedelta(minutes=2)
     _create_schedule(sluice, "every", "1s", startingDeadlineSeconds=90)
     _create_schedule(sluice, "late", "1s", startingDeadlineSeconds=5)
-    _create_schedule(sluice, "forbid", "100s", concurrencyPolicy="Forbid", startingDeadlineSeconds=20)
+    _create_schedule(sluice, "forbid", "100s", concurrencyPolicy="Forbid")
     _create_schedule(sluice, "replace", "600s", concurrencyPolicy="Replace", failedHistoryLimit=1)
     _create_schedule(sluice, "paused", "1s", suspend=True)
     recorder = RunRecorder(sluice)
@@ -132,15 +132,15 @@ def test_schedules_one_run_per_minute_forbid_replace_suspend_and_a_restart(clust
         _wait_created(sluice, _name("replace", m2), timeout=20)
         sluice.wait_phase(_name("replace", m1), "Cancelled", timeout=30)
         _wait_reason(sluice, "replace", "Replaced")
-        # Forbid: m2 skipped while the run of m1 (100 s) runs.
+        # Forbid: m2 is not started while the run of m1 (100 s) runs.
         assert sluice.phase(_name("forbid", m1)) not in TERMINAL
         _wait_reason(sluice, "forbid", "Skipped")
+        assert recorder.names("forbid") == {_name("forbid", m1)}
 
         # Suspend stops `every` before m3.
         _sleep_until(m2 + timedelta(seconds=30))
         _patch_schedule(sluice, "every", {"suspend": True})
         _sleep_until(m3 + timedelta(seconds=20))
-        _wait_created(sluice, _name("forbid", m3), timeout=15)
         sluice.wait_phase(_name("replace", m2), "Cancelled", timeout=20)
     finally:
         recorder.stop()
@@ -149,14 +149,18 @@ def test_schedules_one_run_per_minute_forbid_replace_suspend_and_a_restart(clust
     assert all(len(uids) == 1 for uids in recorder.uids.values()), recorder.uids
     assert recorder.names("every") == {_name("every", m1), _name("every", m2)}
     assert recorder.names("late") == {_name("late", m1), _name("late", m3)}  # m2 past its 5 s deadline
-    assert recorder.names("forbid") == {_name("forbid", m1), _name("forbid", m3)}
+    # Forbid without a deadline (CronJob's rule): m2, skipped while the run of m1 ran, started once
+    # that run ended; m3 skipped while the run of m2 runs.
+    assert recorder.names("forbid") == {_name("forbid", m1), _name("forbid", m2)}
     assert recorder.names("replace") == {_name("replace", m) for m in (m1, m2, m3)}
     assert recorder.names("paused") == set()
     _wait_reason(sluice, "late", "MissedSchedule")
-    # Forbid: the run of m3 began only after the run of m1 had ended.
-    f1, f3 = sluice.get(_name("forbid", m1)), sluice.get(_name("forbid", m3))
+    f1, f2 = sluice.get(_name("forbid", m1)), sluice.get(_name("forbid", m2))
     assert f1["status"]["phase"] == "Succeeded"
-    assert f1["status"]["completedAt"] <= f3["metadata"]["creationTimestamp"]
+    assert f1["status"]["completedAt"] <= f2["metadata"]["creationTimestamp"]
+    assert f2["metadata"]["annotations"]["sluice.dev/scheduled-at"] == m2.strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert f2["status"].get("phase") not in TERMINAL
+    assert _reasons(sluice, "forbid").count("Skipped") >= 2  # m2 at the operator's return, m3
 
     # History: failedHistoryLimit 1 kept the cancelled run of m2 and deleted the one of m1.
     deadline = time.time() + 20

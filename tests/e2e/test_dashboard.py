@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from datetime import datetime, timezone
+from pathlib import Path
 
 import pytest
 
@@ -25,6 +26,7 @@ from tests.e2e.test_live_progress import N_TESTS, _operator, _runner_secret
 from tests.harness.sluice_api import kwok_runner
 
 CHROMIUM = "/usr/bin/chromium"
+SHOTS = Path(__file__).parent / "screenshots"  # test outputs (git-ignored): the main views
 SLOW_SUITE = {"test_slow.py": (  # test_live_progress's suite at 1 s a test: ~30 s, many relayed steps
     "import time, pytest\n"
     f"@pytest.mark.parametrize('i', range({N_TESTS}))\n"

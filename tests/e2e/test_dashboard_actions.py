@@ -16,10 +16,10 @@ import pytest
 from kubernetes import client
 
 from tests.cluster.test_cli_day2 import _reader_kubeconfig
-from tests.e2e.test_dashboard import Dashboard, _until, chromium  # noqa: F401 - the fixture
+from tests.e2e.test_dashboard import SHOTS, Dashboard, _until, chromium  # noqa: F401 - the fixture
 from tests.harness.sluice_api import GROUP, VERSION, kwok_runner
 
-SHOTS = Path(__file__).parent / "screenshots"
+
 
 
 def _confirm(page, button) -> None:

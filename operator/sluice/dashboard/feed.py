@@ -23,6 +23,7 @@ from kubernetes import watch
 from ..api.common import API_GROUP, API_VERSION
 from ..cli.connect import explain_api_error
 from . import model
+from .live import LiveReader
 from .permissions import Permissions
 
 log = logging.getLogger("sluice.dashboard")
@@ -45,6 +46,7 @@ class Feed:
         self.forbidden: set[str] = set()  # plurals the user may not list (shown as such, not as errors)
         self.permissions = permissions or Permissions(conn.api_client)
         self.notes = list(notes or [])
+        self.live = LiveReader(self._executions, self._mark)
         self.caps: tuple[int, int] | None = None
         self.lock = threading.Lock()
         self.clients: set[asyncio.Queue] = set()
@@ -59,7 +61,12 @@ class Feed:
         for plural in self.objects:
             threading.Thread(target=self._follow, args=(plural,), name=f"watch-{plural}", daemon=True).start()
         threading.Thread(target=self._review, name="permissions", daemon=True).start()
+        self.live.start(loop)
         loop.create_task(self._publisher())
+
+    def _executions(self) -> list[dict]:
+        with self.lock:
+            return list(self.objects["testexecutions"].values())
 
     def visible_namespaces(self) -> set[str]:
         with self.lock:
@@ -153,7 +160,7 @@ class Feed:
             errors = sorted(self.errors.values())
         namespaces = None if self.namespace is None else [self.namespace]
         return model.snapshot(executions, queues, datetime.now(timezone.utc), namespaces, self.caps, errors,
-                              environments, self.permissions.snapshot(), self.notes)
+                              environments, self.permissions.snapshot(), self.notes, self.live.failures())
 
     def execution(self, namespace: str, name: str) -> dict | None:
         with self.lock:

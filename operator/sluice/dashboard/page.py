@@ -65,6 +65,10 @@ HTML = r'''<!doctype html>
       <table data-testid="finished"><thead><tr><th>Name</th><th>Outcome</th><th>Passed</th><th>Failed</th><th class="wide">Duration</th><th>Artifacts</th><th><span class="sr">Actions</span></th></tr></thead><tbody id="finished"></tbody></table></section>
   </div>
   <div id="detail" hidden data-testid="detail"></div>
+  <section id="live-box" hidden aria-labelledby="hc"><h2 id="hc">Live console</h2>
+    <div id="live-failures"></div>
+    <p id="console-note" class="muted" data-testid="console-note"></p>
+    <pre class="console" id="console" data-testid="console" tabindex="0" aria-label="live console"></pre></section>
 </main>
 <dialog id="confirm" data-testid="confirm" aria-labelledby="confirm-text">
   <form method="dialog"><p id="confirm-text"></p>
@@ -226,8 +230,26 @@ function onSnapshot(data) {
   const row = [...snap.waiting, ...snap.running, ...snap.finished].find(r => r.namespace === ns && r.name === name);
   const rv = (row ? row.rv : "gone") + JSON.stringify(snap.actions[ns] || []);
   if (rv !== detailRv) { detailRv = rv; renderDetail(); }
+  $("live-failures").replaceChildren(row && row.failures ? failureList(row) || "" : "");
 }
-if (route) { $("overview").hidden = true; $("detail").hidden = false; document.title = `${decodeURIComponent(route[2])} · Sluice`; }
+function followConsole(ns, name) {
+  const pre = $("console"), src = new EventSource(`/console/${encodeURIComponent(ns)}/${encodeURIComponent(name)}`);
+  src.addEventListener("line", ev => {
+    const stick = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
+    pre.append(JSON.parse(ev.data) + "\n");
+    if (stick) pre.scrollTop = pre.scrollHeight;
+  });
+  src.onopen = () => { $("console-note").textContent = "following the runner's output as it comes"; };
+  src.onerror = () => {
+    if (src.readyState === EventSource.CLOSED) $("console-note").textContent =
+      "no live console here (the dashboard needs SLUICE_REDIS_URL); a finished run's console is under Artifacts";
+  };
+}
+if (route) {
+  $("overview").hidden = true; $("detail").hidden = false; $("live-box").hidden = false;
+  document.title = `${decodeURIComponent(route[2])} · Sluice`;
+  followConsole(decodeURIComponent(route[1]), decodeURIComponent(route[2]));
+}
 const source = new EventSource("/events");
 source.addEventListener("snapshot", ev => onSnapshot(ev.data));
 source.onopen = () => { $("live").textContent = "live"; $("live").className = ""; };

@@ -3,7 +3,7 @@
 Routes: `/` and `/x/<ns>/<name>` (the one self-contained page, page.py), `/events` (server-sent
 events: the feed's JSON snapshot on connect and on every change), `/api/x/<ns>/<name>` (one
 execution with its Events), `/artifacts/<bucket>/<key>` (S3 objects streamed, artifacts.py) and
-`/trace/` (Playwright's trace viewer from the installed `playwright` package, when present), and
+`/console/<ns>/<name>` (SSE: the live console from Redis, live.py), `/trace/` (Playwright's trace viewer from the installed `playwright` package, when present), and
 three POSTs, `/api/x/<ns>/<name>/cancel`, `/api/x/<ns>/<name>/rerun`, `/api/q/<ns>/<queue>/pause`
 (body `{"paused": bool}`), offered on the page only where the user's RBAC allows them (actions.py,
 permissions.py).
@@ -161,6 +161,33 @@ def build_app(conn, namespace: str | None, feed: Feed | None = None, read_only: 
             return web.json_response({"error": 'body must be {"paused": true|false}'}, status=400)
         return await act(request, ns, "pause", lambda: actions.set_paused(conn, ns, queue, paused))
 
+    async def console(request: web.Request) -> web.StreamResponse:
+        """The execution's live console: the lines so far, then each as it arrives (SSE `line`)."""
+        ns, name = request.match_info["ns"], request.match_info["name"]
+        _in_scope(ns)
+        if not feed.live.enabled:
+            return web.json_response({"error": "no live console: start the dashboard with SLUICE_REDIS_URL "
+                                               "(and SLUICE_REDIS_PASSWORD) set"}, status=404)
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store",
+                                           "X-Accel-Buffering": "no"})
+        await resp.prepare(request)
+        past, q = feed.live.subscribe((ns, name))
+        try:
+            for line in past:
+                await resp.write(b"event: line\ndata: " + json.dumps(line).encode() + b"\n\n")
+            while True:
+                try:
+                    line = await asyncio.wait_for(q.get(), HEARTBEAT_SECONDS)
+                    await resp.write(b"event: line\ndata: " + json.dumps(line).encode() + b"\n\n")
+                except asyncio.TimeoutError:
+                    await resp.write(b": keep-alive\n\n")
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        finally:
+            feed.live.unsubscribe((ns, name), q)
+        return resp
+
+    app.router.add_get("/console/{ns}/{name}", console)
     app.router.add_post("/api/x/{ns}/{name}/cancel", cancel)
     app.router.add_post("/api/x/{ns}/{name}/rerun", rerun)
     app.router.add_post("/api/q/{ns}/{queue}/pause", pause)

@@ -7,8 +7,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from sluice.api.execution import NotificationRecord, Phase, TestExecutionStatus
-from sluice.api.queue import Notification, TestQueueSpec
+from sluice.api.execution import Phase, TestExecutionStatus
+from sluice.api.queue import TestQueueSpec
 from sluice.notify import decide, payload, policy
 from sluice.notify.decide import Record, Send
 

@@ -346,3 +346,34 @@ def test_service_monitor_scrapes_the_metrics_service_with_honor_labels(bin_dir):
     bad = helm(bin_dir, "template", "sluice", str(CHART), "--kube-version", KUBE_VERSION,
                "--set", "metrics.serviceMonitor.enabled=true", "--set", "metrics.service.enabled=false", check=False)
     assert bad.returncode != 0 and "needs metrics.service.enabled" in bad.stderr
+
+
+def test_dashboard_is_off_by_default_and_read_only_when_on(bin_dir):
+    """dashboard.enabled: `sluice dashboard -A --read-only` on 0.0.0.0, a ServiceAccount that may only
+    read Sluice objects, Events and Leases, and a ClusterIP Service selecting the dashboard pod only."""
+    assert not [o for o in template(bin_dir) if o["metadata"]["name"].endswith("-dashboard")]
+    objs = template(bin_dir, "dashboard.enabled=true", "dashboard.artifactsSecret=s3-read",
+                    "artifacts.endpoint=http://minio:9000")
+    (deploy,) = find(objs, "Deployment", name="sluice-dashboard")
+    pod = deploy["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["args"] == ["dashboard", "-A", "--read-only", "--host=0.0.0.0", "--port=8090"]
+    assert pod["serviceAccountName"] == "sluice-dashboard"
+    assert container["envFrom"] == [{"secretRef": {"name": "s3-read", "optional": True}}]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["AWS_ENDPOINT_URL_S3"] == "http://minio:9000"
+    assert env["SLUICE_REDIS_URL"] == "redis://operator@sluice-redis.sluice-system.svc:6379"
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    (role,) = find(objs, "ClusterRole", name="sluice-dashboard")
+    verbs = {verb for rule in role["rules"] for verb in rule["verbs"]}
+    assert verbs <= {"get", "list", "watch"}, role["rules"]
+    (binding,) = find(objs, "ClusterRoleBinding", name="sluice-dashboard")
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "sluice-dashboard", "namespace": "sluice-system"}]
+    (svc,) = find(objs, "Service", name="sluice-dashboard")
+    assert svc["spec"]["type"] == "ClusterIP"
+    labels = deploy["spec"]["template"]["metadata"]["labels"]
+    assert all(labels.get(k) == v for k, v in svc["spec"]["selector"].items())
+    assert deploy["spec"]["selector"]["matchLabels"] == svc["spec"]["selector"]
+    (operator,) = [d for d in operator_deployments(objs) if d["metadata"]["name"] == "sluice"]
+    op_selector = operator["spec"]["selector"]["matchLabels"]
+    assert not all(labels.get(k) == v for k, v in op_selector.items())  # the operator's Services never pick it

@@ -52,6 +52,7 @@ class Feed:
         self.clients: set[asyncio.Queue] = set()
         self.latest: bytes = b""
         self.watch_starts = 0  # how many watch requests were made (for figures: stays flat with pages)
+        self.snapshots = 0  # snapshots built and fanned out (one per coalesced change, not per page)
         self._dirty: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -173,6 +174,7 @@ class Feed:
             self._dirty.clear()
             try:
                 self.latest = json.dumps(self.build(), separators=(",", ":"), default=str).encode()
+                self.snapshots += 1
             except Exception:  # noqa: BLE001 - a bad object must not stop the page's updates
                 log.exception("could not build the dashboard snapshot")
                 await asyncio.sleep(RETRY_SECONDS)

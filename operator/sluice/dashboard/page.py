@@ -23,12 +23,13 @@ HTML = r'''<!doctype html>
   header { display:flex; gap:1rem; align-items:baseline; flex-wrap:wrap; padding:.6rem 1rem; background:#fff; border-bottom:1px solid var(--line); }
   header h1 { font-size:1.1rem; margin:0; } header a { color:inherit; text-decoration:none; }
   main { padding:1rem; max-width:1400px; margin:auto; }
-  section { background:#fff; border:1px solid var(--line); border-radius:6px; padding:.6rem .8rem; margin-bottom:1rem; overflow-x:auto; }
+  section { position:relative; background:#fff; border:1px solid var(--line); border-radius:6px; padding:.6rem .8rem; margin-bottom:1rem; overflow-x:auto; }
   h2 { font-size:1rem; margin:.2rem 0 .5rem; }
   table { border-collapse:collapse; width:100%; } th, td { text-align:left; padding:.25rem .5rem; border-bottom:1px solid var(--line); vertical-align:top; }
   th { color:var(--muted); font-weight:600; font-size:.8rem; text-transform:uppercase; }
   .cards { display:grid; grid-template-columns:repeat(auto-fill, minmax(260px, 1fr)); gap:.8rem; }
-  .card { border:1px solid var(--line); border-radius:6px; padding:.5rem .7rem; }
+  .card { border:1px solid var(--line); border-radius:6px; padding:.5rem .7rem; min-width:0; overflow-wrap:anywhere; }
+  header > * { min-width:0; overflow-wrap:anywhere; } #errors, #notes, #toast { overflow-wrap:anywhere; }
   .bar { display:flex; align-items:center; gap:.4rem; margin:.2rem 0; } .bar progress { flex:1; height:.9rem; }
   .muted { color:var(--muted); } .badge { border:1px solid currentColor; border-radius:4px; padding:0 .3rem; font-size:.8rem; }
   .Succeeded { color:var(--ok); } .Failed, .TimedOut, .Rejected { color:var(--bad); } .Running { color:var(--run); }

@@ -2,7 +2,7 @@
 
 Routes: `/` and `/x/<ns>/<name>` (the one self-contained page, page.py), `/events` (server-sent
 events: the feed's JSON snapshot on connect and on every change), `/api/x/<ns>/<name>` (one
-execution with its Events), `/artifacts/<bucket>/<key>` (S3 objects streamed, artifacts.py) and
+execution with its Events), `/api/stats` (pages connected, watch requests, snapshots built), `/artifacts/<bucket>/<key>` (S3 objects streamed, artifacts.py) and
 `/console/<ns>/<name>` (SSE: the live console from Redis, live.py), `/trace/` (Playwright's trace viewer from the installed `playwright` package, when present), and
 three POSTs, `/api/x/<ns>/<name>/cancel`, `/api/x/<ns>/<name>/rerun`, `/api/q/<ns>/<queue>/pause`
 (body `{"paused": bool}`), offered on the page only where the user's RBAC allows them (actions.py,
@@ -187,6 +187,12 @@ def build_app(conn, namespace: str | None, feed: Feed | None = None, read_only: 
             feed.live.unsubscribe((ns, name), q)
         return resp
 
+    async def stats(request: web.Request) -> web.Response:
+        """The dashboard's own cost: pages connected, watch requests made, snapshots built."""
+        return web.json_response({"pages": len(feed.clients), "watchStarts": feed.watch_starts,
+                                  "snapshots": feed.snapshots})
+
+    app.router.add_get("/api/stats", stats)
     app.router.add_get("/console/{ns}/{name}", console)
     app.router.add_post("/api/x/{ns}/{name}/cancel", cancel)
     app.router.add_post("/api/x/{ns}/{name}/rerun", rerun)

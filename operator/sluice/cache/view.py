@@ -186,6 +186,14 @@ class JobRecord:
         )
 
 
+def _parsed(model, raw: dict | None, fallback):
+    """`raw` read as `model`, or `fallback` when it does not fit (a hand-edited object, an older schema)."""
+    try:
+        return model.model_validate(raw or {})
+    except ValidationError:
+        return fallback
+
+
 @dataclass
 class EnvironmentRecord:
     """A TestEnvironment (cluster-scoped): its capacity and who may use it."""
@@ -199,14 +207,8 @@ class EnvironmentRecord:
     @classmethod
     def from_object(cls, obj: dict) -> "EnvironmentRecord":
         meta = obj["metadata"]
-        try:
-            spec = TestEnvironmentSpec.model_validate(obj.get("spec") or {})
-        except ValidationError:
-            spec = TestEnvironmentSpec(concurrency=0)  # unreadable: nobody may hold it
-        try:
-            status = TestEnvironmentStatus.model_validate(obj.get("status") or {})
-        except ValidationError:
-            status = TestEnvironmentStatus()
+        spec = _parsed(TestEnvironmentSpec, obj.get("spec"), TestEnvironmentSpec(concurrency=0))  # nobody holds it
+        status = _parsed(TestEnvironmentStatus, obj.get("status"), TestEnvironmentStatus())
         return cls(meta["name"], int(meta.get("generation") or 1), spec, status, _rv(obj))
 
 
@@ -222,14 +224,8 @@ class QueueRecord:
     @classmethod
     def from_object(cls, obj: dict) -> "QueueRecord":
         meta = obj["metadata"]
-        try:
-            spec = TestQueueSpec.model_validate(obj.get("spec") or {})
-        except ValidationError:
-            spec = TestQueueSpec(paused=True)
-        try:
-            status = TestQueueStatus.model_validate(obj.get("status") or {})
-        except ValidationError:
-            status = TestQueueStatus()
+        spec = _parsed(TestQueueSpec, obj.get("spec"), TestQueueSpec(paused=True))
+        status = _parsed(TestQueueStatus, obj.get("status"), TestQueueStatus())
         return cls(meta["namespace"], meta["name"], int(meta.get("generation") or 1), spec, status, _rv(obj))
 
 

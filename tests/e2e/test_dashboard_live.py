@@ -86,3 +86,37 @@ def test_failures_arrive_console_follows_trace_opens(cluster, sluice, start_oper
         assert duration > 0
     finally:
         dash.stop()
+
+
+SHARDED = {f"test_part{i}.py": f"def test_part{i}_a():\n    assert True\n\ndef test_part{i}_b():\n    assert True\n"
+           for i in range(4)}
+
+
+def test_a_sharded_run_has_one_page_listing_every_shards_report(cluster, sluice, start_operator, e2e_queue,
+                                                                  namespace, s3_server, chromium):
+    start_operator()
+    aws = {k: v for k, v in s3_server.env().items() if k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
+    dash = Dashboard(cluster.kubeconfig, namespace, env=aws).start()
+    try:
+        sluice.create("wide", {"framework": "playwright-python", "shards": 2, "timeoutSeconds": 180,
+                               "retries": {"limit": 0}, "source": {"inline": {"files": SHARDED}}})
+        page = chromium.new_page(viewport={"width": 1280, "height": 800})
+        page.goto(dash.url + "/")
+        row = page.locator('[data-testid=finished] tr[data-name="wide"]')
+        row.wait_for(timeout=150_000)
+        assert "Succeeded" in row.inner_text(), row.inner_text()
+        assert row.locator('a[data-label="reports"]').get_attribute("href") == f"/x/{namespace}/wide#shards"
+        page.goto(f"{dash.url}/x/{namespace}/wide#shards")
+        shards = page.locator("[data-testid=shards] tbody tr")
+        _until(lambda: shards.count() == 2, 15, "both shards listed")
+        seen = set()
+        for i in range(2):
+            href = shards.nth(i).locator('a[data-label="report"]').get_attribute("href")
+            assert f"/shard-{i}/report/index.html" in href, href
+            report = page.request.get(dash.url + href)
+            assert report.status == 200, (href, report.status)
+            seen |= {t for t in (f"test_part{j}_a" for j in range(4)) if t in report.text()}
+        assert len(seen) == 4, seen  # the two shards' reports together hold every test
+        page.screenshot(path=str(SHOTS / "sharded-reports.png"), full_page=True)
+    finally:
+        dash.stop()

@@ -43,3 +43,17 @@ def test_allowed_actions_and_origin():
     assert same_origin("http://127.0.0.1:8090", "127.0.0.1:8090")
     assert not same_origin("http://evil.example", "127.0.0.1:8090")
     assert not same_origin("http://127.0.0.1:8090", None)
+
+
+def test_a_sharded_execution_lists_every_shards_report_and_links_its_page():
+    from sluice.dashboard.model import _row_links, shard_reports
+    obj = {"metadata": {"namespace": "ns", "name": "wide"}, "spec": {"shards": 3},
+           "status": {"artifacts": {"url": "s3://b/p/ns/wide/attempt-1/", "report": "shard-0/report/index.html",
+                                    "junit": "shard-0/junit.xml", "console": "shard-0/console.log"}}}
+    assert [s["report"] for s in shard_reports(obj)] == [
+        f"/artifacts/b/p/ns/wide/attempt-1/shard-{i}/report/index.html" for i in range(3)]
+    assert shard_reports(obj)[2]["junit"] == "/artifacts/b/p/ns/wide/attempt-1/shard-2/junit.xml"
+    got = [(link["label"], link["href"]) for link in _row_links(obj)]
+    assert got == [("reports", "/x/ns/wide#shards"),
+                   ("console", "/artifacts/b/p/ns/wide/attempt-1/shard-0/console.log")]
+    assert shard_reports({**obj, "spec": {}}) == []

@@ -45,6 +45,29 @@ def links(status: dict) -> list[dict]:
     return out
 
 
+def console_link(status: dict) -> dict | None:
+    """The attempt's uploaded console output (`status.artifacts.console`), through the dashboard."""
+    arts = status.get("artifacts") or {}
+    entry = arts.get("console")
+    if not entry:
+        return None
+    url = entry if "://" in entry else (arts.get("url") or "").rstrip("/") + "/" + entry.lstrip("/")
+    href = artifact_href(url)
+    return {"label": "console", "href": href, "name": url.rsplit("/", 1)[-1]} if href else None
+
+
+def shard_reports(obj: dict) -> list[dict]:
+    """A sharded execution's report and junit of every shard (pure): the runner uploads shard i
+    under `<status.artifacts.url>shard-<i>/` (runner upload.shard_dir), and status points at one."""
+    shards = int((obj.get("spec") or {}).get("shards") or 1)
+    base = (((obj.get("status") or {}).get("artifacts") or {}).get("url")) or ""
+    if shards < 2 or not base.startswith("s3://"):
+        return []
+    base = base.rstrip("/") + "/"
+    return [{"shard": i, "report": artifact_href(f"{base}shard-{i}/report/index.html"),
+             "junit": artifact_href(f"{base}shard-{i}/junit.xml")} for i in range(shards)]
+
+
 def _seconds(a: datetime | None, b: datetime | None) -> float | None:
     return None if a is None or b is None else round((b - a).total_seconds(), 3)
 
@@ -165,6 +188,22 @@ def running_rows(executions: list[dict], now: datetime,
     return sorted(rows, key=lambda r: (r["namespace"], -(r["elapsed"] or 0), r["name"]))
 
 
+def _row_links(obj: dict) -> list[dict]:
+    """links(); a sharded execution's one report link goes to its page listing every shard."""
+    st = obj.get("status") or {}
+    out = links(st)
+    console = console_link(st)
+    if console:
+        out.append(console)
+    shards = shard_reports(obj)
+    if shards:
+        meta = obj["metadata"]
+        page = f"/x/{quote(meta.get('namespace', ''))}/{quote(meta['name'])}#shards"
+        out = [{"label": "reports", "href": page, "name": f"{len(shards)} shards"}] + [
+            link for link in out if link["label"] not in ("report", "junit")]
+    return out
+
+
 def finished_rows(executions: list[dict], limit: int = FINISHED_SHOWN) -> list[dict]:
     rows = []
     for obj in executions:
@@ -176,7 +215,7 @@ def finished_rows(executions: list[dict], limit: int = FINISHED_SHOWN) -> list[d
         row.update(passed=res.get("passed"), failedTests=res.get("failed"), skipped=res.get("skipped"),
                    completedAt=st.get("completedAt") or "",
                    duration=_seconds(parse_time(st.get("startedAt")), parse_time(st.get("completedAt"))),
-                   links=links(st))
+                   links=_row_links(obj))
         rows.append(row)
     rows.sort(key=lambda r: (r["completedAt"], r["name"]), reverse=True)
     return rows[:limit]
@@ -198,6 +237,6 @@ def execution_detail(obj: dict, events: list[dict]) -> dict:
     """One execution's page: status, attempts, links and its Events (oldest first)."""
     st = obj.get("status") or {}
     row = _base(obj)
-    row.update(status=st, spec=obj.get("spec") or {}, attempts=st.get("attempts") or [], links=links(st),
-               events=events)
+    row.update(status=st, spec=obj.get("spec") or {}, attempts=st.get("attempts") or [], links=_row_links(obj),
+               shards=shard_reports(obj), events=events)
     return row

@@ -53,6 +53,7 @@ def test_failures_arrive_console_follows_trace_opens(cluster, sluice, start_oper
         failure.first.wait_for(timeout=60_000)
         assert "test_total" in failure.first.inner_text(), failure.first.inner_text()
         assert sluice.get("live")["status"]["phase"] == "Running"  # arrived while it ran, not from the end
+        assert "1 failed" in running.inner_text(), running.inner_text()
 
         console = detail.locator("[data-testid=console]")
         _until(lambda: "step 1 says hello" in console.inner_text(), 30, "console lines")

@@ -57,3 +57,14 @@ def test_a_sharded_execution_lists_every_shards_report_and_links_its_page():
     assert got == [("reports", "/x/ns/wide#shards"),
                    ("console", "/artifacts/b/p/ns/wide/attempt-1/shard-0/console.log")]
     assert shard_reports({**obj, "spec": {}}) == []
+
+
+def test_running_rows_show_whichever_of_status_and_live_channel_is_further():
+    from sluice.dashboard.model import running_rows
+    obj = {"metadata": {"namespace": "ns", "name": "r"}, "spec": {},
+           "status": {"phase": "Running", "attempt": 1, "progress": {"done": 3, "total": 10, "failed": 0}}}
+    live = {("ns", "r"): {"done": 5, "total": 10, "failed": 1, "failures": [{"test": "t", "error": "boom"}]}}
+    [row] = running_rows([obj], NOW, live)
+    assert (row["done"], row["total"], row["failed"], row["failures"]) == (5, 10, 1, [{"test": "t", "error": "boom"}])
+    [row] = running_rows([obj], NOW, {("ns", "r"): {"done": 1, "total": 0, "failed": 0, "failures": []}})
+    assert (row["done"], row["total"]) == (3, 10)

@@ -161,7 +161,7 @@ class Feed:
             errors = sorted(self.errors.values())
         namespaces = None if self.namespace is None else [self.namespace]
         return model.snapshot(executions, queues, datetime.now(timezone.utc), namespaces, self.caps, errors,
-                              environments, self.permissions.snapshot(), self.notes, self.live.failures())
+                              environments, self.permissions.snapshot(), self.notes, self.live.progress())
 
     def execution(self, namespace: str, name: str) -> dict | None:
         with self.lock:

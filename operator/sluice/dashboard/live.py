@@ -3,8 +3,9 @@ streams (`sluice_runner/progress.py`: `test` events with outcome `failed`, `cons
 
 ONE reader thread for the whole dashboard, however many pages are open: it follows the streams of
 every Running execution the feed sees (`progress.relay.stream_keys`, every shard), keeps per
-execution the failed tests and the last CONSOLE_LINES console lines, marks the feed dirty when a
-failure arrives (it goes out with the next snapshot) and hands each console line to the pages
+execution its counts (done, total, failed), the failed tests and the last CONSOLE_LINES console
+lines, marks the feed dirty when a test ends (it goes out with the next coalesced snapshot, ahead
+of the operator's relayed `status.progress`) and hands each console line to the pages
 following that execution (`subscribe`). Off unless SLUICE_REDIS_URL is set (with
 SLUICE_REDIS_PASSWORD: a reader's credential, as `sluice logs -f` uses). Redis away: one log line
 per outage and retries; the rest of the page is unaffected. It never writes to Redis or the API.
@@ -35,6 +36,9 @@ class Tail:
     """What the dashboard knows of one execution's current attempt."""
     attempt: int
     failures: list[dict] = field(default_factory=list)
+    totals: dict[str, int] = field(default_factory=dict)  # stream -> tests its shard runs (`start`)
+    done: int = 0  # tests with a final outcome, every shard
+    failed: int = 0
     console: collections.deque = field(default_factory=lambda: collections.deque(maxlen=CONSOLE_LINES))
     pages: set = field(default_factory=set)  # asyncio.Queue of each page following the console
 
@@ -68,9 +72,13 @@ class LiveReader:
             threading.Thread(target=self._run, name="redis-streams", daemon=True).start()
 
     # ---- asyncio side ---------------------------------------------------------------------------
-    def failures(self) -> dict[tuple[str, str], list[dict]]:
+    def progress(self) -> dict[tuple[str, str], dict]:
+        """(namespace, name) -> {done, total, failed, failures} as the streams tell it, for the
+        executions the streams said anything about."""
         with self.lock:
-            return {k: list(t.failures) for k, t in self.tails.items() if t.failures}
+            return {k: {"done": t.done, "total": sum(t.totals.values()), "failed": t.failed,
+                        "failures": list(t.failures)}
+                    for k, t in self.tails.items() if t.done or t.totals or t.failures}
 
     def subscribe(self, key: tuple[str, str]) -> tuple[list[str], asyncio.Queue]:
         """The console so far and a queue of the lines to come."""
@@ -124,7 +132,8 @@ class LiveReader:
                     for entry_id, fields in entries:
                         cursors[name] = entry_id.decode()
                         if owner is not None:
-                            self._event(owner, {k.decode(): v.decode(errors="replace") for k, v in fields.items()})
+                            self._event(owner, {k.decode(): v.decode(errors="replace") for k, v in fields.items()},
+                                        name)
             except redis.RedisError as exc:
                 if not outage:
                     log.warning("redis: cannot read the progress streams (%s); retrying", type(exc).__name__)
@@ -143,23 +152,32 @@ class LiveReader:
                 if tail is None:
                     self.tails[key] = Tail(attempt=attempt)
                 elif tail.attempt != attempt:
-                    tail.attempt, tail.failures = attempt, []
+                    tail.attempt, tail.failures, tail.totals, tail.done, tail.failed = attempt, [], {}, 0, 0
                     tail.console.clear()
             extra = len(self.tails) - KEPT_EXECUTIONS
             if extra > 0:
                 for key in [k for k, t in self.tails.items() if k not in wanted and not t.pages][:extra]:
                     del self.tails[key]
 
-    def _event(self, key: tuple[str, str], ev: dict[str, str]) -> None:
+    def _event(self, key: tuple[str, str], ev: dict[str, str], stream: str = "") -> None:
         kind = ev.get("type")
         with self.lock:
             tail = self.tails.get(key)
             if tail is None:
                 return
-            if kind == "test" and ev.get("outcome") == "failed":
-                if len(tail.failures) < FAILURES_KEPT:
-                    tail.failures.append({"test": ev.get("title", ""), "error": ev.get("error", "")})
-                    self.mark()
+            if kind == "start":
+                try:
+                    tail.totals[stream] = int(ev.get("total") or 0)
+                except ValueError:
+                    pass
+                self.mark()
+            elif kind == "test":
+                tail.done += 1
+                if ev.get("outcome") == "failed":
+                    tail.failed += 1
+                    if len(tail.failures) < FAILURES_KEPT:
+                        tail.failures.append({"test": ev.get("title", ""), "error": ev.get("error", "")})
+                self.mark()
             elif kind == "console":
                 line = ev.get("line", "")
                 tail.console.append(line)

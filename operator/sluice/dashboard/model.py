@@ -171,9 +171,10 @@ def queue_rows(executions: list[dict], queues: list[dict], now: datetime, namesp
 
 
 def running_rows(executions: list[dict], now: datetime,
-                 failures: dict[tuple[str, str], list[dict]] | None = None) -> list[dict]:
-    """Running executions with progress; `failures`: the failed tests of the current attempt as they
-    arrived on the live channel (live.py), by (namespace, name)."""
+                 live: dict[tuple[str, str], dict] | None = None) -> list[dict]:
+    """Running executions with progress; `live`: {done, total, failed, failures} of the current
+    attempt as the live channel told them (live.py), by (namespace, name): whichever of it and
+    `status.progress` is further along is shown (the status is relayed, so it lags)."""
     rows = []
     for obj in executions:
         row = _base(obj)
@@ -181,9 +182,12 @@ def running_rows(executions: list[dict], now: datetime,
             continue
         st = obj.get("status") or {}
         p = st.get("progress") or {}
-        row.update(done=int(p.get("done") or 0), total=int(p.get("total") or 0), failed=int(p.get("failed") or 0),
+        fresh = (live or {}).get((row["namespace"], row["name"])) or {}
+        row.update(done=max(int(p.get("done") or 0), fresh.get("done", 0)),
+                   total=max(int(p.get("total") or 0), fresh.get("total", 0)),
+                   failed=max(int(p.get("failed") or 0), fresh.get("failed", 0)),
                    current=p.get("currentTest") or "", elapsed=_seconds(_current_start(st), now),
-                   failures=(failures or {}).get((row["namespace"], row["name"]), []))
+                   failures=fresh.get("failures", []))
         rows.append(row)
     return sorted(rows, key=lambda r: (r["namespace"], -(r["elapsed"] or 0), r["name"]))
 
@@ -224,12 +228,12 @@ def finished_rows(executions: list[dict], limit: int = FINISHED_SHOWN) -> list[d
 def snapshot(executions: list[dict], queues: list[dict], now: datetime, namespaces: list[str] | None,
              caps: tuple[int, int] | None = None, errors: list[str] | None = None,
              environments: list[dict] | None = None, actions: dict[str, list[str]] | None = None,
-             notes: list[str] | None = None, failures: dict[tuple[str, str], list[dict]] | None = None) -> dict:
+             notes: list[str] | None = None, live: dict[tuple[str, str], dict] | None = None) -> dict:
     """The whole page's data, one JSON object (what `/events` sends on every change). `actions`:
     namespace -> the actions the user may take there (permissions.py); none when absent."""
     qs, waiting = queue_rows(executions, queues, now, namespaces, caps, environments)
     return {"now": now.isoformat(), "scope": namespaces[0] if namespaces else "*", "queues": qs,
-            "waiting": waiting, "running": running_rows(executions, now, failures), "finished": finished_rows(executions),
+            "waiting": waiting, "running": running_rows(executions, now, live), "finished": finished_rows(executions),
             "errors": errors or [], "notes": notes or [], "actions": actions or {}}
 
 

@@ -113,7 +113,11 @@ function links(list) {
   return h("span", {className: "links"}, ...(list || []).map(l =>
     h("a", {href: l.href, target: "_blank", rel: "noopener", title: l.name, text: l.label, "data-label": l.label})));
 }
-function fill(id, rows) { $(id).replaceChildren(...rows); }
+const EMPTY = {waiting: "nothing waiting", running: "nothing running", finished: "nothing finished yet"};
+function fill(id, rows) {
+  if (!rows.length && EMPTY[id]) rows = [h("tr", {className: "empty"}, h("td", {colSpan: 9, className: "muted", text: EMPTY[id]}))];
+  $(id).replaceChildren(...rows);
+}
 const TERMINAL = ["Succeeded", "Failed", "TimedOut", "Cancelled", "Rejected"];
 const may = (ns, action) => ((snap && snap.actions[ns]) || []).includes(action);
 const ACTIONS = {

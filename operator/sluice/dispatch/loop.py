@@ -91,6 +91,13 @@ class Dispatcher:
         if A.assume_status(self.view, self.assumed, key, st, None):
             self.act.carry_out(A.Effects(status_writers=[key]))
 
+    def on_leadership(self) -> None:
+        """This replica became the leader: re-list (the old leader's writes may have landed) and
+        run a pass now, not at the next watch event (a quiet cluster may have none for a while,
+        and subsystems such as the notifier have work left by the old leader)."""
+        self.needs_resync = True
+        self.wake()
+
     def listen(self, listener: Callable[[Key], None]) -> None:
         """`listener(key)` after each watch or list event that changed an execution in the view
         (not after a deletion). It must only take note: it runs inside the watch handler."""

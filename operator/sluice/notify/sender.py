@@ -101,7 +101,7 @@ class Notifier:
             if rec is None or rec.spec is None:
                 continue
             # the cheap fields first: a finished record unpacks its whole status on each read
-            ended = getattr(rec, "summary", None) or rec.status
+            ended = rec.summary
             spec = specs.get((rec.namespace, rec.spec.queue))
             mine = self.delivering.get(rec.uid)
             if spec is None or ended.phase is None or not ended.phase.terminal or mine or (

@@ -12,6 +12,14 @@ On a local control plane with kwok nodes (pods finish 1 s after they start):
 
     python bench/dispatch.py [--kubeconfig K] [--executions 1000] [--capacity 50] [--queued 5000]
 Without --kubeconfig it starts its own local control plane (hack/build-tools binaries).
+
+Interleaved (fair on a shared, loaded machine): `--rounds 3 --executions 300` runs Sluice and the
+bare script alternately on one control plane (the order flips every round, so drifting load
+lands on both sides) and reports each figure as the median over rounds with its min-max spread;
+`--json` prints one JSON object at the end. `--stress-cpu` keeps one core busy
+(`stress-ng --cpu 1`) beside both sides, for the tail latency under CPU pressure. `--profile
+FILE` records the operator of the first Sluice round with py-spy (raw collapsed stacks; see
+bench/profile_top.py and bench/README.md).
 """
 from __future__ import annotations
 
@@ -25,6 +33,8 @@ import threading
 import time
 import urllib.request
 import uuid
+import shutil
+import statistics
 from collections import Counter, deque
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -126,7 +136,8 @@ def new_namespace(core: client.CoreV1Api, prefix: str) -> str:
     return ns
 
 
-def run_sluice(api_client, kubeconfig: str, log_dir: Path, n: int, capacity: int) -> dict:
+def run_sluice(api_client, kubeconfig: str, log_dir: Path, n: int, capacity: int,
+               profile: str | None = None) -> dict:
     core = client.CoreV1Api(api_client)
     ns = new_namespace(core, "bench-sluice")
     sluice = Sluice(api_client, ns)
@@ -137,6 +148,8 @@ def run_sluice(api_client, kubeconfig: str, log_dir: Path, n: int, capacity: int
     time.sleep(1)
     metrics = ApiServerMetrics(kubeconfig)
     before = metrics.writes()
+    cpu_before = cpu_seconds(op.proc.pid, digits=3)  # start-up (imports, first lists) left out
+    spy = start_profiler(op.proc.pid, profile) if profile else None
     names = [f"tx-{i:05d}" for i in range(n)]
     t0 = time.monotonic()
     create_many(sluice, names, {"runner": kwok_runner("1s")})
@@ -154,7 +167,10 @@ def run_sluice(api_client, kubeconfig: str, log_dir: Path, n: int, capacity: int
     events = [e for e in core.list_namespaced_event(ns).items if (e.source and e.source.component == "sluice-operator")]
     writes = sum(by_resource.values()) + len(events)
     op_rss = rss_mb(op.proc.pid)
-    op_cpu = cpu_seconds(op.proc.pid)
+    op_cpu = cpu_seconds(op.proc.pid, digits=3) - cpu_before
+    if spy is not None:
+        spy.send_signal(2)  # py-spy writes its file on SIGINT
+        spy.wait(60)
     inside = histogram_quantiles(f"http://127.0.0.1:{op.metrics_port}/metrics",
                                  "sluice_dispatch_latency_seconds", (50, 95))
     position_writes = counter_value(f"http://127.0.0.1:{op.metrics_port}/metrics", "sluice_position_writes_total")
@@ -168,7 +184,7 @@ def run_sluice(api_client, kubeconfig: str, log_dir: Path, n: int, capacity: int
         "dispatch_latency_ms_p95": round(pct(watcher.latencies, 95) * 1000),
         "dispatch_latency_samples": len(watcher.latencies),
         # the operator's own view: Job-finished event received -> next Job created (bucket bounds)
-        "operator_dispatch_latency_ms_p50_p95_le": [round(v * 1000) for v in inside],
+        "operator_dispatch_latency_ms_p50_p95_le": [round(v * 1000) if v < float("inf") else None for v in inside],
         "peak_unfinished_jobs": watcher.peak_unfinished,
         "writes_per_execution": round(writes / n, 2),
         # of which only to move a queue position or a start estimate (the live-truth promise)
@@ -177,7 +193,10 @@ def run_sluice(api_client, kubeconfig: str, log_dir: Path, n: int, capacity: int
         "writes_breakdown_per_execution": {k: round(v / n, 2) for k, v in sorted(by_resource.items())}
         | {"events POST (sluice Events listed)": round(len(events) / n, 2)},
         "operator_rss_mb": op_rss,
-        "operator_cpu_seconds": op_cpu,
+        "operator_cpu_seconds": round(op_cpu, 2),
+        "operator_cpu_ms_per_execution": round(op_cpu * 1000 / n, 1),
+        "_latencies": watcher.latencies, "_writes": writes, "_position_writes": position_writes,
+        "_events": len(events),
     }
 
 
@@ -256,6 +275,7 @@ def run_baseline(api_client, kubeconfig: str, n: int, capacity: int) -> dict:
         "dispatch_latency_ms_p50": round(pct(watcher.latencies, 50) * 1000),
         "dispatch_latency_ms_p95": round(pct(watcher.latencies, 95) * 1000),
         "writes_per_execution": round(writes / n, 2),
+        "_latencies": watcher.latencies,
     }
 
 
@@ -272,10 +292,20 @@ def histogram_quantiles(url: str, name: str, qs: tuple[int, ...]) -> list[float]
     return [next((le for le, n in buckets if total and n >= total * q / 100), float("nan")) for q in qs]
 
 
-def cpu_seconds(pid: int) -> float:
+def cpu_seconds(pid: int, digits: int = 1) -> float:
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
-    return round((int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), 1)
+    return round((int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), digits)
+
+
+def start_profiler(pid: int, out: str) -> subprocess.Popen:
+    """py-spy (the `bench` extra) sampling the operator without pausing it, raw collapsed stacks."""
+    exe = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    proc = subprocess.Popen([exe, "record", "--pid", str(pid), "--nonblocking", "--rate", "100",
+                             "--format", "raw", "--output", out], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    time.sleep(1)
+    return proc
 
 
 def rss_mb(pid: int) -> float:
@@ -316,12 +346,62 @@ def run_scale(api_client, kubeconfig: str, log_dir: Path, queued: int) -> dict:
             "restart_to_ready_seconds": round(rebuild, 2), "operator_rss_mb_after_restart": rss_after}
 
 
+def spread(values: list[float], digits: int = 2) -> dict:
+    """Median over rounds with the min-max spread."""
+    return {"median": round(statistics.median(values), digits), "min": round(min(values), digits),
+            "max": round(max(values), digits)}
+
+
+def summarize(rounds: list[dict], n: int) -> dict:
+    """One object for --json: medians over rounds (spreads beside them), counts summed."""
+    sl = [r["sluice"] for r in rounds]
+    bare = [r["baseline"] for r in rounds if "baseline" in r]
+    out: dict = {"rounds": len(rounds), "executions_per_round": n}
+    if bare:
+        ratios = [s["throughput_per_s"] / b["throughput_per_s"] for s, b in zip(sl, bare)]
+        out["throughput_ratio"] = round(statistics.median(ratios), 3)
+        out["throughput_ratio_spread"] = spread(ratios, 3)
+        out["bare_p50_ms"] = round(statistics.median(b["dispatch_latency_ms_p50"] for b in bare))
+        out["bare_p95_ms"] = round(statistics.median(b["dispatch_latency_ms_p95"] for b in bare))
+        out["p95_minus_bare_ms_spread"] = spread(
+            [s["dispatch_latency_ms_p95"] - b["dispatch_latency_ms_p95"] for s, b in zip(sl, bare)], 0)
+        out["p95_over_bare_spread"] = spread(
+            [s["dispatch_latency_ms_p95"] / max(1, b["dispatch_latency_ms_p95"]) for s, b in zip(sl, bare)])
+        out["bare_throughput_per_s"] = spread([b["throughput_per_s"] for b in bare], 1)
+    out["throughput_per_s"] = spread([s["throughput_per_s"] for s in sl], 1)
+    out["p50_ms"] = round(statistics.median(s["dispatch_latency_ms_p50"] for s in sl))
+    out["p95_ms"] = round(statistics.median(s["dispatch_latency_ms_p95"] for s in sl))
+    out["p95_ms_spread"] = spread([s["dispatch_latency_ms_p95"] for s in sl], 0)
+    total = n * len(sl)
+    # DELETEs are the garbage collector removing the Jobs and ConfigMaps of executions that
+    # history retention retired (not the operator's writes): printed apart, not in the core figure
+    retired = [sum(v for k, v in s["writes_breakdown_per_execution"].items() if k.endswith(" DELETE")) for s in sl]
+    core = [s["core_writes_per_execution"] - d for s, d in zip(sl, retired)]
+    out["writes_per_execution"] = round(sum(s["_writes"] - s["_position_writes"] for s in sl) / total
+                                        - statistics.fmean(retired), 2)
+    out["writes_per_execution_spread"] = spread(core)
+    out["retention_deletes_per_execution"] = round(statistics.fmean(retired), 2)
+    out["position_writes_per_execution"] = round(sum(s["_position_writes"] for s in sl) / total, 2)
+    out["events_per_execution"] = round(sum(s["_events"] for s in sl) / total, 2)
+    breakdown: Counter = Counter()
+    for s in sl:
+        breakdown.update({k: v * n for k, v in s["writes_breakdown_per_execution"].items()})
+    out["writes_breakdown_per_execution"] = {k: round(v / total, 2) for k, v in sorted(breakdown.items())}
+    out["operator_cpu_ms_per_execution"] = round(sum(s["operator_cpu_seconds"] for s in sl) * 1000 / total, 1)
+    out["operator_cpu_ms_per_execution_spread"] = spread([s["operator_cpu_ms_per_execution"] for s in sl], 1)
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--kubeconfig")
     ap.add_argument("--executions", type=int, default=1000)
     ap.add_argument("--capacity", type=int, default=50)
     ap.add_argument("--queued", type=int, default=5000)
+    ap.add_argument("--rounds", type=int, default=1, help="Sluice and the bare script alternately, this many times each")
+    ap.add_argument("--json", action="store_true", help="print one JSON object (medians, spreads) at the end")
+    ap.add_argument("--stress-cpu", action="store_true", help="stress-ng --cpu 1 beside both sides throughout")
+    ap.add_argument("--profile", help="py-spy raw profile of the first Sluice round's operator to this file")
     ap.add_argument("--skip", default="", help="comma list of phases to skip: sluice,baseline,scale")
     args = ap.parse_args()
     cluster = None
@@ -337,25 +417,57 @@ def main() -> int:
     api_client = client.ApiClient(cfg)
     subprocess_crds(kubeconfig)
     skip = set(filter(None, args.skip.split(",")))
-    out = {}
+    say = (lambda *a, **k: print(*a, file=sys.stderr, **k)) if args.json else print
+    stress = None
+    if args.stress_cpu:
+        stress = subprocess.Popen(["stress-ng", "--cpu", "1", "--quiet"], start_new_session=True)
+    load = {"before": os.getloadavg()[0]}
+    rounds: list[dict] = []
+    result: dict = {}
     try:
-        if "sluice" not in skip:
-            out["sluice"] = run_sluice(api_client, kubeconfig, log_dir, args.executions, args.capacity)
-            print(json.dumps({"sluice": out["sluice"]}, indent=2), flush=True)
-        if "baseline" not in skip:
-            out["baseline"] = run_baseline(api_client, kubeconfig, args.executions, args.capacity)
-            print(json.dumps({"baseline": out["baseline"]}, indent=2), flush=True)
-        if "sluice" in out and "baseline" in out:
-            ratio = out["sluice"]["throughput_per_s"] / out["baseline"]["throughput_per_s"]
-            print(f"sluice throughput is {ratio:.0%} of the bare-script ceiling on this machine")
+        for r in range(args.rounds):
+            one: dict = {}
+            order = ["sluice", "baseline"] if r % 2 == 0 else ["baseline", "sluice"]
+            for side in order:
+                if side in skip:
+                    continue
+                if side == "sluice":
+                    one[side] = run_sluice(api_client, kubeconfig, log_dir, args.executions, args.capacity,
+                                           profile=args.profile if r == 0 else None)
+                else:
+                    one[side] = run_baseline(api_client, kubeconfig, args.executions, args.capacity)
+                say(json.dumps({f"round {r + 1} {side}": public(one[side])}, indent=2), flush=True)
+            if "sluice" in one and "baseline" in one:
+                ratio = one["sluice"]["throughput_per_s"] / one["baseline"]["throughput_per_s"]
+                say(f"round {r + 1}: sluice throughput is {ratio:.0%} of the bare-script ceiling", flush=True)
+            if "sluice" in one:
+                rounds.append(one)
+        load["during"] = os.getloadavg()[0]
+        if rounds:
+            result = summarize(rounds, args.executions)
+        result |= {"rss_mb_queued": None, "restart_ready_s": None, "rss_mb_history": None}
         if "scale" not in skip:
-            out["scale"] = run_scale(api_client, kubeconfig, log_dir, args.queued)
-            print(json.dumps({"scale": out["scale"]}, indent=2), flush=True)
+            scale = run_scale(api_client, kubeconfig, log_dir, args.queued)
+            say(json.dumps({"scale": scale}, indent=2), flush=True)
+            result |= {"rss_mb_queued": scale["operator_rss_mb"], "restart_ready_s": scale["restart_to_ready_seconds"],
+                       "queued": args.queued}
+        result["stress_cpu"] = args.stress_cpu
+        result["load_average_1m"] = {k: round(v, 2) for k, v in load.items()}
+        result["cpu_count"] = os.cpu_count()
+        # bench/history.py (finished executions kept in memory) measures rss_mb_history
     finally:
+        if stress is not None:
+            os.killpg(stress.pid, 15)
+            stress.wait()
         if cluster is not None:
             cluster.stop()
-    print(f"operator logs: {log_dir}")
+    say(f"operator logs: {log_dir}")
+    print(json.dumps(result, indent=None if args.json else 2), flush=True)
     return 0
+
+
+def public(d: dict) -> dict:
+    return {k: v for k, v in d.items() if not k.startswith("_")}
 
 
 def counter_value(url: str, name: str) -> float:

@@ -3,9 +3,13 @@
 
 A view with N executions (running capacity 50, the rest Queued) is planned the way the
 dispatcher plans it (incrementally, with a Memo): an idle pass (nothing changed) and a pass
-after one Job finished (its execution completes, the next one is admitted, positions move).
+after one Job finished (its execution completes, the next one is admitted, positions move), and a full pass (the
+dispatcher forces one every FULL_PASS_SECONDS and after each re-list). Times are CPU time of
+this process (time.process_time), so a loaded machine inflates them less than wall time. The
+pass after a finish admits one execution: it is the planner's CPU per execution, and must not
+grow with the number waiting (the scale curve of issue 17).
 
-    python bench/planner.py [--executions 1000 5000] [--environments 50]
+    python bench/planner.py [--executions 1000 10000 50000] [--rounds 20] [--environments 50]
 
 With `--environments E`, E TestEnvironments of concurrency 1 exist and execution i names
 environment i % E (the shared-environment case: holders counted from Jobs every pass).

@@ -38,6 +38,7 @@ class LeaderElector:
         self.valid_until = 0.0  # monotonic time until which we are surely the leader
         self._observed: tuple[str, str] | None = None  # (holder, renewTime) last seen
         self._observed_at = 0.0
+        self._took_over = False  # the last acquire took the Lease from another holder (or none)
         # what the leader publishes on its Lease (the caps it applies, for `sluice queue`)
         self.annotations = dict(annotations or {})
 
@@ -55,9 +56,14 @@ class LeaderElector:
             try:
                 if await self._try_acquire_or_renew():
                     self.valid_until = started + self.duration * 0.8
-                    if not was_leader:
+                    if not was_leader and self._took_over:
                         log.info("became the leader (%s)", self.identity)
                         self.on_start()
+                    elif not was_leader:
+                        # a renewal came late but the Lease stayed ours: nobody else led
+                        # meanwhile, so there is nothing to re-list (on a loaded machine a
+                        # re-list here cost more CPU than the dispatching it protects)
+                        log.info("leader again after a late renewal (%s)", self.identity)
             except Exception as exc:
                 log.warning("lease %s/%s: %s", self.namespace, self.name, exc)
             if was_leader and not self.is_leader():
@@ -80,6 +86,7 @@ class LeaderElector:
             }
             try:
                 await self.kube.create(lease_path(self.namespace), body)
+                self._took_over = True
                 return True
             except ApiError as exc2:
                 if exc2.conflict:
@@ -105,6 +112,7 @@ class LeaderElector:
         meta["annotations"] = {**(meta.get("annotations") or {}), **self.annotations}
         try:
             await self.kube.request("PUT", self.path, lease)  # resourceVersion makes this a compare-and-swap
+            self._took_over = taking_over
             return True
         except ApiError as exc:
             if exc.conflict:

@@ -12,7 +12,6 @@ import logging
 from typing import Callable, Collection
 
 from ..kube.client import Kube, all_namespaces
-from .memory import release_memory
 
 log = logging.getLogger("sluice.dispatch")
 
@@ -49,4 +48,3 @@ async def relist(kube: Kube, path: str, ns: str | None, store: dict, handler: Ca
         if list_rv and getattr(store[key], "resource_version", 0) > list_rv:
             continue  # created after the list was taken
         handler("DELETED", {"metadata": {"namespace": key[0], "name": key[1]}})
-    release_memory()

@@ -5,10 +5,11 @@
   TestEnvironment with its holder (a running execution) and the executions finished in the last hour;
 - as a read-only ServiceAccount (a Role with get/list/watch, token kubeconfig) with `-A`: the page
   says it shows only the kubeconfig's namespace, offers no button, a forged POST is refused, and
-  another namespace's executions never appear.
+  another namespace's executions never appear; a request naming a foreign Host (DNS rebinding) is refused.
 """
 from __future__ import annotations
 
+import http.client
 import uuid
 from pathlib import Path
 
@@ -116,6 +117,10 @@ def test_actions_behind_a_confirm_and_only_where_rbac_allows(cluster, namespace,
             assert forged.status == 403 and "may not rerun" in forged.json()["error"], forged.text()
             no_header = page.request.post(f"{ro.url}/api/x/{namespace}/tx-a-r1/cancel", data="{}")
             assert no_header.status == 403
+            rebound = http.client.HTTPConnection("127.0.0.1", ro.port, timeout=10)  # DNS rebinding: a foreign Host
+            rebound.request("GET", "/", headers={"Host": f"evil.example:{ro.port}"})
+            assert rebound.getresponse().status == 421
+            rebound.close()
         finally:
             ro.stop()
     finally:

@@ -54,7 +54,9 @@ def test_twenty_pages_cost_one_watch_each_kind_and_flat_cpu(cluster, namespace, 
         first = chromium.new_context(viewport={"width": 1280, "height": 800}).new_page()
         first.goto(dash.url + "/")
         _until(lambda: first.locator("[data-testid=live]").inner_text() == "live", 10, "first page live")
-        stats0 = first.request.get(dash.url + "/api/stats").json()
+        # every kind's watch is up (TestExecutions, TestQueues, TestEnvironments) before counting
+        stats0 = _until(lambda: (lambda st: st if st["watchStarts"] >= 3 else None)(
+            first.request.get(dash.url + "/api/stats").json()), 15, "three watches")
         watches1 = _sluice_watches(cluster)
         cpu = _cpu_seconds(pid)
         _burst(sluice, "one")

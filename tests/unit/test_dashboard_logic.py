@@ -68,3 +68,11 @@ def test_running_rows_show_whichever_of_status_and_live_channel_is_further():
     assert (row["done"], row["total"], row["failed"], row["failures"]) == (5, 10, 1, [{"test": "t", "error": "boom"}])
     [row] = running_rows([obj], NOW, {("ns", "r"): {"done": 1, "total": 0, "failed": 0, "failures": []}})
     assert (row["done"], row["total"]) == (3, 10)
+
+
+def test_a_local_dashboard_answers_only_to_local_names():
+    from sluice.dashboard.server import local_host_header
+    assert local_host_header("127.0.0.1:8090") and local_host_header("localhost:8090")
+    assert local_host_header("[::1]:8090") and local_host_header("LOCALHOST")
+    assert not local_host_header("evil.example:8090") and not local_host_header(None)
+    assert not local_host_header("127.0.0.1.evil.example:8090")

@@ -1,4 +1,5 @@
-"""`sluice dashboard`: a live, read-only page of queues, ranks, progress and artifacts (server.py).
+"""`sluice dashboard`: a live page of queues, ranks, progress, failures, consoles and artifacts (server.py).
 
-It never writes to the API.
+It reads with the user's kubeconfig; its only writes are the actions the user's RBAC allows
+(cancel, rerun, pause/resume: actions.py), each confirmed on the page.
 """

@@ -56,6 +56,18 @@ def _event_dict(ev) -> dict:
             "time": when.isoformat() if when else ""}
 
 
+LOCAL_NAMES = frozenset({"127.0.0.1", "localhost", "[::1]"})
+
+
+def local_host_header(host: str | None) -> bool:
+    """The Host header names this machine (pure). A page of another site whose name was made to
+    resolve to 127.0.0.1 (DNS rebinding) sends its own name and is refused."""
+    if not host:
+        return False
+    name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+    return name.lower() in LOCAL_NAMES
+
+
 def narrow_scope(conn, namespace: str | None) -> tuple[str | None, list[str]]:
     """`-A` for a user who may not list executions in every namespace becomes the kubeconfig's
     namespace (with a note for the page); anything else stays as asked."""
@@ -73,11 +85,18 @@ def narrow_scope(conn, namespace: str | None) -> tuple[str | None, list[str]]:
 
 
 def build_app(conn, namespace: str | None, feed: Feed | None = None, read_only: bool = False,
-              notes: list[str] | None = None) -> web.Application:
+              notes: list[str] | None = None, local: bool = True) -> web.Application:
+    """`local`: listening on 127.0.0.1, so every request must name this machine in Host."""
     feed = feed or Feed(conn, namespace, Permissions(conn.api_client, read_only), notes)
     store = ArtifactStore(feed)
     page = HTML.encode()
-    app = web.Application()
+    @web.middleware
+    async def only_local(request: web.Request, handler):
+        if local and not local_host_header(request.headers.get("Host")):
+            return web.Response(status=421, text="this dashboard answers only to 127.0.0.1 and localhost\n")
+        return await handler(request)
+
+    app = web.Application(middlewares=[only_local])
     app["feed"] = feed
 
     async def index(request: web.Request) -> web.Response:
@@ -215,8 +234,8 @@ def build_app(conn, namespace: str | None, feed: Feed | None = None, read_only: 
 
 async def serve(conn, namespace: str | None, port: int, host: str = HOST, read_only: bool = False) -> None:
     namespace, notes = await asyncio.get_running_loop().run_in_executor(None, narrow_scope, conn, namespace)
-    runner = web.AppRunner(build_app(conn, namespace, read_only=read_only, notes=notes), handle_signals=True,
-                           access_log=None)
+    runner = web.AppRunner(build_app(conn, namespace, read_only=read_only, notes=notes, local=host == HOST),
+                           handle_signals=True, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port, reuse_address=False)
     try:

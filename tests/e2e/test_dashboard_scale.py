@@ -114,6 +114,8 @@ def test_phone_layout_keyboard_and_text_signals(cluster, namespace, sluice, star
         SHOTS.mkdir(exist_ok=True)
         page.screenshot(path=str(SHOTS / "phone-390.png"), full_page=True)
         assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        box = cancel.bounding_box()
+        assert box and box["x"] + box["width"] <= 390, box  # the action is on screen, not behind a scroll
         # colour is never the only signal: the outcome and the paused state are words
         assert "Failed" in page.locator('[data-testid=finished] tr[data-name="fails"]').inner_text()
         assert "Succeeded" in page.locator('[data-testid=finished] tr[data-name="passes"]').inner_text()

@@ -59,11 +59,11 @@ HTML = r'''<!doctype html>
   <div id="overview">
     <section aria-labelledby="hq"><h2 id="hq">Queues</h2><div id="queues" class="cards" data-testid="queues"></div></section>
     <section aria-labelledby="hw"><h2 id="hw">Waiting, in admission order</h2>
-      <table data-testid="waiting"><thead><tr><th>Queue</th><th>Rank</th><th>Name</th><th>Priority</th><th>Waited</th><th>ETA</th><th class="wide">Why</th><th><span class="sr">Actions</span></th></tr></thead><tbody id="waiting"></tbody></table></section>
+      <table data-testid="waiting"><thead><tr><th>Queue</th><th>Rank</th><th>Name</th><th class="wide">Priority</th><th>Waited</th><th class="wide">ETA</th><th class="wide">Why</th><th><span class="sr">Actions</span></th></tr></thead><tbody id="waiting"></tbody></table></section>
     <section aria-labelledby="hr"><h2 id="hr">Running</h2>
-      <table data-testid="running"><thead><tr><th>Name</th><th>Attempt</th><th>Elapsed</th><th>Progress</th><th>Failed</th><th class="wide">Now</th><th><span class="sr">Actions</span></th></tr></thead><tbody id="running"></tbody></table></section>
+      <table data-testid="running"><thead><tr><th>Name</th><th class="wide">Attempt</th><th>Elapsed</th><th>Progress</th><th>Failed</th><th class="wide">Now</th><th><span class="sr">Actions</span></th></tr></thead><tbody id="running"></tbody></table></section>
     <section aria-labelledby="hf"><h2 id="hf">Finished</h2>
-      <table data-testid="finished"><thead><tr><th>Name</th><th>Outcome</th><th>Passed</th><th>Failed</th><th class="wide">Duration</th><th>Artifacts</th><th><span class="sr">Actions</span></th></tr></thead><tbody id="finished"></tbody></table></section>
+      <table data-testid="finished"><thead><tr><th>Name</th><th>Outcome</th><th class="wide">Passed</th><th class="wide">Failed</th><th class="wide">Duration</th><th>Artifacts</th><th><span class="sr">Actions</span></th></tr></thead><tbody id="finished"></tbody></table></section>
   </div>
   <div id="detail" hidden data-testid="detail"></div>
   <section id="live-box" hidden aria-labelledby="hc"><h2 id="hc">Live console</h2>
@@ -182,17 +182,17 @@ function renderOverview() {
     h("td", {text: qn(r)}), h("td", {className: "rank", text: r.rank === null ? "-" : r.rank,
       title: r.writtenPosition && r.writtenPosition !== r.rank ? `status.queuePosition ${r.writtenPosition}` : ""}),
     h("td", {}, xlink(r), r.phase !== "Queued" ? h("span", {className: "muted", text: ` (${r.phase})`}) : null),
-    h("td", {text: r.priority}), h("td", {text: age(plus(r.waited))}), h("td", {text: clock(r.eta)}),
+    h("td", {className: "wide", text: r.priority}), h("td", {text: age(plus(r.waited))}), h("td", {className: "wide", text: clock(r.eta)}),
     h("td", {className: "wide", text: [r.reason, r.message].filter(Boolean).join(": ")}), h("td", {}, actionButton("cancel", r)))));
   fill("running", snap.running.map(r => h("tr", {"data-name": r.name},
-    h("td", {}, xlink(r)), h("td", {text: r.attempt || "-"}), h("td", {text: age(plus(r.elapsed))}),
+    h("td", {}, xlink(r)), h("td", {className: "wide", text: r.attempt || "-"}), h("td", {text: age(plus(r.elapsed))}),
     h("td", {}, h("progress", {max: Math.max(r.total, 1), value: r.done, "data-done": r.done, "data-total": r.total,
       "aria-label": `progress of ${r.name}`}), ` ${r.total ? r.done + "/" + r.total : "-"}`),
     h("td", {className: r.failed ? "Failed" : "", text: r.failed ? `${r.failed} failed` : "0"}, failureList(r)),
     h("td", {className: "muted wide", text: r.current.slice(0, 80)}), h("td", {}, actionButton("cancel", r)))));
   fill("finished", snap.finished.map(r => h("tr", {"data-name": r.name},
     h("td", {}, xlink(r)), h("td", {className: r.phase, text: r.phase + (r.reason && r.reason !== r.phase ? ` (${r.reason})` : "")}),
-    h("td", {text: r.passed ?? "-"}), h("td", {text: r.failedTests ?? "-"}), h("td", {className: "wide", text: secs(r.duration)}),
+    h("td", {className: "wide", text: r.passed ?? "-"}), h("td", {className: "wide", text: r.failedTests ?? "-"}), h("td", {className: "wide", text: secs(r.duration)}),
     h("td", {}, links(r.links)), h("td", {}, actionButton("rerun", r)))));
 }
 

@@ -116,6 +116,14 @@ def test_limits_keep_the_newest_and_the_totals_and_percentiles(sluice, start_ope
         time.sleep(0.5)
     assert sorted(j.metadata.labels["sluice.dev/execution"] for j in sluice.jobs()) == sorted(newest)
 
+    # deleted by other hands (kubectl delete): still counted
+    by_hand = sorted(newest)[0]
+    sluice.delete(by_hand)
+    _wait_names(sluice, lambda items: len(items) == 4, what="deleted by hand")
+    final = _wait_queue(sluice, "hist", lambda st: _settled(10, 5)(st) and st["retired"]["admitted"] == 11,
+                        what="the one deleted by hand counted")
+    assert _figures(final) == _figures(before)
+
 
 def test_ttl_seconds_after_finished_deletes_after_the_ttl(sluice, start_operator):
     ttl = 8

@@ -304,3 +304,42 @@ def test_ttl_deletes_after_the_ttl_only():
     h.step(now=finished_at + timedelta(seconds=601))
     h.step(now=finished_at + timedelta(seconds=602))
     assert len(api.executions) == 0 and h.status()["succeededTotal"] == 2
+
+
+def test_an_execution_deleted_by_other_hands_still_counts():
+    api = _world()
+    api.queues[("ns", "q")]["spec"]["history"] = {"succeeded": 100, "failed": 100}
+    h = Harness(api)
+    h.step()
+    before = _totals(h.status())
+    assert before[:3] == (15, 10, 5)
+    for name in ("s0", "s1", "f0"):  # `kubectl delete tx`, or a schedule's own history limits
+        del api.executions[("ns", name)]
+    h.sync()
+    h.step()
+    st = h.status()
+    assert _totals(st) == before and (st["retired"]["succeeded"], st["retired"]["failed"]) == (2, 1)
+    h.step()
+    h.step()
+    assert _totals(h.status()) == before and h.status()["retired"]["deleting"] == []
+
+
+def test_a_deleted_execution_is_counted_once_when_the_write_that_counted_it_seemed_to_fail():
+    api = _world()
+    api.queues[("ns", "q")]["spec"]["history"] = {"succeeded": 100, "failed": 100}
+    h = Harness(api)
+    h.step()
+    before = _totals(h.status())
+    del api.executions[("ns", "s3")]
+    h.sync()
+    real_patch = api.merge_patch
+
+    async def landed_but_lost(path, body):  # the write lands, its answer never comes back
+        await real_patch(path, body)
+        raise ConnectionError("connection reset")
+    api.merge_patch = landed_but_lost
+    h.step()
+    api.merge_patch = real_patch
+    for _ in range(3):
+        h.step()
+    assert _totals(h.status()) == before and h.status()["retired"]["succeeded"] == 1

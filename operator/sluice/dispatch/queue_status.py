@@ -16,6 +16,11 @@ delete. Every write carries the queue's resourceVersion as a precondition, becau
 read-modify-write: neither a stale view nor another leader's write is ever overwritten (a 409
 re-reads the queue). Queues without an object (`default`) have no status: their executions are
 deleted for the default limits without being counted anywhere.
+
+Executions deleted by other hands (`kubectl delete`, a schedule's own history limits) are counted
+the same way, best effort: one that counted in the last walk and is gone from the view now is
+added to `retired` (its UID in `deleting` until the next write), so the totals keep it. One
+deleted while no operator watched is not counted.
 """
 from __future__ import annotations
 
@@ -26,6 +31,7 @@ from datetime import datetime, timedelta
 from typing import Awaitable, Callable
 
 from ..api.queue import Retired, TestQueueStatus
+from ..cache.compact import StatusSummary
 from ..api.settings import Settings
 from ..cache.view import ClusterView
 from ..kube.client import ApiError, Kube, queue_path
@@ -38,6 +44,7 @@ log = logging.getLogger("sluice.queue_status")
 QueueKey = tuple[str, str]
 MAX_DELETING = 100  # UIDs one queue's `retired.deleting` may hold (the schema allows 1000)
 BACKLOG_GAP = timedelta(seconds=1)  # between walks while deletes are under way or some wait
+MAX_VANISHED_PER_WRITE = 500  # executions deleted by other hands counted per write (deleting <= 1000)
 GONE_MEMORY = 20_000  # UIDs known deleted, ignored should a late list show them again
 
 
@@ -80,6 +87,9 @@ class QueueStatusWriter:
         self.writing: set[QueueKey] = set()  # one write per queue at a time
         self.gone = RecentUids(GONE_MEMORY)
         self.wake_at: datetime | None = None  # when the clock alone makes the next victim (TTL, settling)
+        # what counted in each walk (UID -> queue, summary), to count what vanished by other hands
+        self.seen: dict[str, tuple[QueueKey, StatusSummary]] = {}
+        self.vanished: dict[QueueKey, dict[str, StatusSummary]] = {}  # to count in the queue's next write
 
     def after_pass(self, view: ClusterView, now: datetime) -> datetime | None:
         """Writes what changed and retires what the limits say, or returns when it may next."""
@@ -90,6 +100,9 @@ class QueueStatusWriter:
             if view.queues or self.backlog:
                 return next_walk
             return None if self.wake_at is None else max(next_walk, self.wake_at)
+        if self.last_at is not None and (now - self.last_at).total_seconds() > self.settings.lease_duration_seconds:
+            # maybe another leader ran meanwhile and counted what went: start seeing afresh
+            self.seen, self.vanished = {}, {}
         self.last_at = now
         bases = {key: self._base(key, q.resource_version, q.status.retired) for key, q in view.queues.items()}
         deleting = {uid for b in bases.values() for uid in b.retired.deleting}
@@ -117,7 +130,8 @@ class QueueStatusWriter:
             victims[key] = chosen
             retired[key] = retire(base.retired.model_copy(update={"deleting": still}),
                                   ((f.uid, f.summary) for f in chosen))
-        self._write_statuses(view, now, bases, retired, victims, dropped)
+        statuses, counted = self._statuses(view, bases, retired, dropped)
+        self._write_statuses(view, now, statuses, bases, victims, dropped, counted)
         for key, group in finished.items():
             if key not in view.queues and budget > 0:  # `default` without an object: nothing to count in
                 chosen, wake = self._choose(view, key, group, now, budget, wake)
@@ -125,6 +139,36 @@ class QueueStatusWriter:
                     budget -= self.deleter.delete(*f.key, f.uid)
         self.wake_at = wake
         return now + BACKLOG_GAP if self.backlog else wake
+
+    def _statuses(self, view: ClusterView, bases: dict[QueueKey, Base], retired: dict[QueueKey, Retired],
+                  dropped: dict[QueueKey, bool]) -> tuple[dict[QueueKey, TestQueueStatus], dict[QueueKey, list[str]]]:
+        """The queues' statuses, with the executions that vanished by other hands (`kubectl
+        delete`, a schedule's own history limits) counted in `retired` like retention's own: the
+        totals keep them. Best effort: one deleted while no operator watched is not counted.
+        Returns the statuses and, per queue, the UIDs of vanished ones its write counts."""
+        seen: dict[str, tuple[QueueKey, StatusSummary]] = {}
+        statuses = queue_statuses(view, retired, skip=self.gone.members, seen=seen)
+        for uid, (key, summary) in self.seen.items():
+            if key not in retired:
+                seen.setdefault(uid, (key, summary))  # its queue was not walked this time
+            elif uid not in seen and uid not in self.gone and uid not in retired[key].deleting:
+                self.vanished.setdefault(key, {})[uid] = summary
+        self.seen = seen
+        counted: dict[QueueKey, list[str]] = {}
+        for key in retired:
+            pending = self.vanished.get(key)
+            if not pending:
+                continue
+            for uid in [u for u in pending if u in self.gone or u in bases[key].retired.deleting]:
+                del pending[uid]  # counted by a write whose answer was lost
+            items = list(pending.items())[:MAX_VANISHED_PER_WRITE]
+            if items:
+                retired[key] = retire(retired[key], items)
+                counted[key] = [uid for uid, _ in items]
+                dropped[key] = True
+        if counted:
+            statuses = queue_statuses(view, retired, skip=self.gone.members)
+        return statuses, counted
 
     def _choose(self, view: ClusterView, key: QueueKey, group: list[Finished], now: datetime, room: int,
                 wake: datetime | None) -> tuple[list[Finished], datetime | None]:
@@ -143,10 +187,10 @@ class QueueStatusWriter:
                 wake = at if wake is None else min(wake, at)
         return chosen, wake
 
-    def _write_statuses(self, view: ClusterView, now: datetime, bases: dict[QueueKey, Base],
-                        retired: dict[QueueKey, Retired], victims: dict[QueueKey, list[Finished]],
-                        dropped: dict[QueueKey, bool]) -> None:
-        for key, st in queue_statuses(view, retired, skip=self.gone.members).items():
+    def _write_statuses(self, view: ClusterView, now: datetime, statuses: dict[QueueKey, TestQueueStatus],
+                        bases: dict[QueueKey, Base], victims: dict[QueueKey, list[Finished]],
+                        dropped: dict[QueueKey, bool], counted: dict[QueueKey, list[str]]) -> None:
+        for key, st in statuses.items():
             q = view.queues[key]
             st.observed_generation = q.generation
             queue_conditions(st, q.status.conditions, q.spec.paused, q.generation, now)
@@ -156,7 +200,7 @@ class QueueStatusWriter:
                 continue
             self.last_written[key] = body
             self.writing.add(key)
-            self.spawn(self._write(key, bases[key].resource_version, body, victims[key]))
+            self.spawn(self._write(key, bases[key].resource_version, body, victims[key], counted.get(key, [])))
 
     def _base(self, key: QueueKey, resource_version: int, retired: Retired) -> Base:
         """The newest `retired` known: the view's, or what our last write or read returned."""
@@ -174,7 +218,8 @@ class QueueStatusWriter:
             return
         self.known[key] = Base(rv, retired)
 
-    async def _write(self, key: QueueKey, resource_version: int, body: dict, victims: list[Finished]) -> None:
+    async def _write(self, key: QueueKey, resource_version: int, body: dict, victims: list[Finished],
+                     counted: list[str]) -> None:
         patch: dict = {"status": body}
         if resource_version:
             patch["metadata"] = {"resourceVersion": str(resource_version)}
@@ -193,6 +238,9 @@ class QueueStatusWriter:
             return
         finally:
             self.writing.discard(key)
+        pending = self.vanished.get(key, {})
+        for uid in counted:  # counted now, their UIDs in `deleting` until the next write drops them
+            pending.pop(uid, None)
         for f in victims:  # counted in `retired` now: delete them
             self.deleter.delete(*f.key, f.uid)
 

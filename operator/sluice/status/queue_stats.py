@@ -71,6 +71,11 @@ class Tally:
                        wait_buckets=self.waits.counts(), run_buckets=self.runs.counts(), deleting=deleting)
 
 
+def contributes(s: StatusSummary) -> bool:
+    """Whether an execution counts in any total (so its deletion must not lose it)."""
+    return s.started_at is not None or s.phase in RUN_PHASES
+
+
 def retire(retired: Retired, finished: Iterable[tuple[str, StatusSummary]]) -> Retired:
     """`retired` with these executions' contributions added and their UIDs in `deleting`:
     what the queue's status must say before they are deleted."""
@@ -93,11 +98,12 @@ def queue_conditions(st: TestQueueStatus, previous: list[Condition], paused: boo
     st.conditions = [c for c in conds if c.type in ("Ready", "Paused")]
 
 
-def queue_statuses(view: ClusterView, retired: dict[QueueKey, Retired],
-                   skip: Collection[str] = ()) -> dict[QueueKey, TestQueueStatus]:
+def queue_statuses(view: ClusterView, retired: dict[QueueKey, Retired], skip: Collection[str] = (),
+                   seen: dict[str, tuple[QueueKey, StatusSummary]] | None = None) -> dict[QueueKey, TestQueueStatus]:
     """The status of every queue in `retired` (its key -> what retention retired from it), in
     one walk over the view. Executions whose UID is in their queue's `deleting` or in `skip`
-    (known deleted, in case a late list shows them again) are not counted live."""
+    (known deleted, in case a late list shows them again) are not counted live. `seen`, when
+    given, receives every execution counted live that `contributes` (UID -> queue, summary)."""
     tallies = {key: Tally(r) for key, r in retired.items()}
     deleting = {key: set(r.deleting) for key, r in retired.items() if r.deleting}
     queued: dict[QueueKey, list[tuple[int, str]]] = {key: [] for key in retired}
@@ -110,6 +116,8 @@ def queue_statuses(view: ClusterView, retired: dict[QueueKey, Retired],
         if s.phase == Phase.Queued:
             queued[key].append((rec.status.queue_position or 10**9, rec.name))
         tally.add(s)
+        if seen is not None and contributes(s):
+            seen[rec.uid] = (key, s)
     out: dict[QueueKey, TestQueueStatus] = {}
     for key, tally in tallies.items():
         st = out[key] = TestQueueStatus(retired=retired[key])

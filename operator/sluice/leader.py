@@ -30,11 +30,12 @@ def _micro_now() -> str:
 class LeaderElector:
     def __init__(self, kube: Kube, namespace: str, name: str, duration: float, renew_every: float,
                  on_start: Callable[[], None] | None = None, identity: str | None = None,
-                 annotations: dict[str, str] | None = None):
+                 annotations: dict[str, str] | None = None, on_resume: Callable[[], None] | None = None):
         self.kube, self.namespace, self.name = kube, namespace, name
         self.duration, self.renew_every = duration, renew_every
         self.identity = identity or f"{socket.gethostname()}_{uuid.uuid4().hex[:8]}"
-        self.on_start = on_start or (lambda: None)
+        self.on_start = on_start or (lambda: None)  # took the Lease: a new leadership
+        self.on_resume = on_resume or (lambda: None)  # leader again after a late renewal of our own Lease
         self.valid_until = 0.0  # monotonic time until which we are surely the leader
         self._observed: tuple[str, str] | None = None  # (holder, renewTime) last seen
         self._observed_at = 0.0
@@ -64,6 +65,7 @@ class LeaderElector:
                         # meanwhile, so there is nothing to re-list (on a loaded machine a
                         # re-list here cost more CPU than the dispatching it protects)
                         log.info("leader again after a late renewal (%s)", self.identity)
+                        self.on_resume()
             except Exception as exc:
                 log.warning("lease %s/%s: %s", self.namespace, self.name, exc)
             if was_leader and not self.is_leader():

@@ -114,7 +114,7 @@ async def run_operator(kubeconfig: str | None = None, settings: Settings | None 
     dispatcher = Dispatcher(kube, settings)
     elector = LeaderElector(kube, settings.lease_namespace or default_lease_namespace(), settings.lease_name,
                             settings.lease_duration_seconds, settings.lease_renew_seconds,
-                            on_start=dispatcher.on_leadership,
+                            on_start=dispatcher.on_leadership, on_resume=dispatcher.wake,
                             annotations={ANNOTATION_RUNNING_CAPACITY: str(settings.running_capacity),
                                          ANNOTATION_QUEUED_CAPACITY: str(settings.queued_capacity)})
     dispatcher.is_leader = elector.is_leader

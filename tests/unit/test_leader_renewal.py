@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import copy
 
+import pytest
+
+import sluice.leader as leader
 from sluice.kube.client import ApiError
 from sluice.leader import LeaderElector
 
@@ -46,3 +49,27 @@ async def test_late_renewal_of_our_own_lease_does_not_start_again():
     assert not await me._try_acquire_or_renew()  # its renewal is fresh: live
     me._observed_at -= 60  # and then not renewed for longer than the duration
     assert await me._try_acquire_or_renew() and me._took_over
+
+
+async def test_run_calls_on_start_only_when_taking_the_lease(monkeypatch):
+    """A late renewal of our own Lease only wakes the dispatcher (on_resume), no re-list."""
+    clock = [1000.0]
+    gaps = iter([2.0, 10.0, 2.0])  # a renewal in time, then one far too late, then in time
+
+    class Done(Exception):
+        pass
+
+    async def fake_sleep(_seconds):
+        try:
+            clock[0] += next(gaps)
+        except StopIteration:
+            raise Done from None
+
+    monkeypatch.setattr(leader.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(leader.asyncio, "sleep", fake_sleep)
+    calls: list[str] = []
+    me = LeaderElector(FakeLeases(), "ns", "lease", duration=6, renew_every=2,
+                       on_start=lambda: calls.append("start"), on_resume=lambda: calls.append("resume"))
+    with pytest.raises(Done):
+        await me.run()
+    assert calls == ["start", "resume"]

@@ -113,11 +113,23 @@ def test_chart_rbac_allows_what_the_operator_needs_and_no_more(cluster, namespac
                                ("patch", "testqueues.sluice.dev:status"), ("create", "jobs.batch"),
                                ("delete", "jobs.batch"), ("create", "configmaps"), ("list", "pods"),
                                ("create", "events"), ("create", "leases.coordination.k8s.io"),
-                               ("update", "leases.coordination.k8s.io/sluice-operator")]:
+                               ("update", "leases.coordination.k8s.io/sluice-operator"),
+                               # watch: unstarted runner pods; get secrets: a queue's notification URL;
+                               # create/patch/delete executions: schedules' runs, Replace, history limits
+                               ("watch", "pods"), ("get", "secrets"), ("create", "testexecutions.sluice.dev"),
+                               ("delete", "testexecutions.sluice.dev"), ("watch", "testschedules.sluice.dev"),
+                               ("patch", "testschedules.sluice.dev:status")]:
             assert _can_i(cluster, operator_sa, verb, resource, *ns), f"operator cannot {verb} {resource}"
-        # And nothing else: no Secrets, no pods of its own, no spec writes, no namespaces, no other Leases.
-        for verb, resource in [("get", "secrets"), ("list", "secrets"), ("create", "pods"), ("delete", "pods"),
-                               ("update", "testexecutions.sluice.dev"), ("delete", "testexecutions.sluice.dev"),
+        # Cluster-scoped, in both modes: environments and namespace labels (their selectors).
+        for verb, resource in [("watch", "testenvironments.sluice.dev"), ("patch", "testenvironments.sluice.dev:status"),
+                               ("list", "namespaces")]:
+            assert _can_i(cluster, operator_sa, verb, resource), f"operator cannot {verb} {resource}"
+        # And nothing else: no listing Secrets, no pods of its own, no queue or schedule writes, no
+        # namespace changes, no other Leases.
+        for verb, resource in [("list", "secrets"), ("watch", "secrets"), ("create", "pods"), ("delete", "pods"),
+                               ("update", "testexecutions.sluice.dev"), ("patch", "testqueues.sluice.dev"),
+                               ("delete", "testqueues.sluice.dev"), ("patch", "testschedules.sluice.dev"),
+                               ("patch", "testenvironments.sluice.dev"),
                                ("patch", "jobs.batch"), ("update", "configmaps"), ("delete", "configmaps"),
                                ("delete", "namespaces"), ("create", "namespaces"), ("get", "pods:log"),
                                ("create", "pods:exec"), ("update", "leases.coordination.k8s.io/kube-scheduler"),

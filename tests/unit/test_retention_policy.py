@@ -8,7 +8,7 @@ import pytest
 from sluice.api.execution import Phase
 from sluice.cache.view import ClusterView
 from sluice.retention.policy import (DEFAULT_LIMITS, SETTLE_SECONDS, Finished, Limits, finished_by_queue,
-                                     limits_of, select_victims)
+                                     limits_of, select_victims, victims_of)
 
 from .builders import T0, execution, queue, ts
 
@@ -81,3 +81,16 @@ def test_limits_come_from_the_queue_or_the_defaults_for_default_only():
     assert limits_of(view, ("ns", "q")) == Limits(3, 2, 60)
     assert limits_of(view, ("ns", "default")) == DEFAULT_LIMITS == Limits(100, 200, None)
     assert limits_of(view, ("ns", "gone")) is None  # its executions wait for the queue to exist
+
+
+def test_victims_of_records_equals_select_victims_and_skips_the_work_within_the_limits():
+    view = ClusterView()
+    for i in range(12):
+        view.upsert_execution(_exec(f"s{i:02d}", "Succeeded", 100 - i))
+    for i in range(4):
+        view.upsert_execution(_exec(f"f{i}", "Failed", 50 - i))
+    records = finished_by_queue(view, NOW)[0][("ns", "default")]
+    finished = [Finished(r.key, r.uid, r.summary.phase, r.summary.completed_at) for r in records]
+    for limits in (Limits(3, 2), Limits(12, 4), Limits(100, 200, ttl_seconds=60 * 60), Limits(0, 0)):
+        assert _names(victims_of(records, limits, NOW, 100)) == _names(select_victims(finished, limits, NOW, 100))
+    assert victims_of(records, Limits(12, 4), NOW, 100) == []

@@ -36,7 +36,8 @@ from ..api.settings import Settings
 from ..cache.view import ClusterView
 from ..kube.client import ApiError, Kube, queue_path
 from ..retention.deleter import Deleter
-from ..retention.policy import Finished, finished_by_queue, limits_of, select_victims
+from ..cache.view import ExecutionRecord
+from ..retention.policy import Finished, finished_at, finished_by_queue, limits_of, victims_of
 from ..status.queue_stats import queue_conditions, queue_statuses, retire
 
 log = logging.getLogger("sluice.queue_status")
@@ -88,7 +89,7 @@ class QueueStatusWriter:
         self.gone = RecentUids(GONE_MEMORY)
         self.wake_at: datetime | None = None  # when the clock alone makes the next victim (TTL, settling)
         # what counted in each walk (UID -> queue, summary), to count what vanished by other hands
-        self.seen: dict[str, tuple[QueueKey, StatusSummary]] = {}
+        self.seen: dict[str, ExecutionRecord] = {}
         self.vanished: dict[QueueKey, dict[str, StatusSummary]] = {}  # to count in the queue's next write
 
     def after_pass(self, view: ClusterView, now: datetime) -> datetime | None:
@@ -146,13 +147,14 @@ class QueueStatusWriter:
         delete`, a schedule's own history limits) counted in `retired` like retention's own: the
         totals keep them. Best effort: one deleted while no operator watched is not counted.
         Returns the statuses and, per queue, the UIDs of vanished ones its write counts."""
-        seen: dict[str, tuple[QueueKey, StatusSummary]] = {}
+        seen: dict[str, ExecutionRecord] = {}
         statuses = queue_statuses(view, retired, skip=self.gone.members, seen=seen)
-        for uid, (key, summary) in self.seen.items():
+        for uid, rec in self.seen.items():
+            key = (rec.namespace, rec.queue)
             if key not in retired:
-                seen.setdefault(uid, (key, summary))  # its queue was not walked this time
+                seen.setdefault(uid, rec)  # its queue was not walked this time
             elif uid not in seen and uid not in self.gone and uid not in retired[key].deleting:
-                self.vanished.setdefault(key, {})[uid] = summary
+                self.vanished.setdefault(key, {})[uid] = rec.summary  # as it last counted
         self.seen = seen
         counted: dict[QueueKey, list[str]] = {}
         for key in retired:
@@ -170,18 +172,18 @@ class QueueStatusWriter:
             statuses = queue_statuses(view, retired, skip=self.gone.members)
         return statuses, counted
 
-    def _choose(self, view: ClusterView, key: QueueKey, group: list[Finished], now: datetime, room: int,
+    def _choose(self, view: ClusterView, key: QueueKey, group: list[ExecutionRecord], now: datetime, room: int,
                 wake: datetime | None) -> tuple[list[Finished], datetime | None]:
         """The queue's victims, and the earlier of `wake` and when its TTL next expires one."""
         limits = limits_of(view, key)
         if limits is None or not group:
             return [], wake
-        chosen = select_victims(group, limits, now, room)
+        chosen = victims_of(group, limits, now, room)
         if len(chosen) == room and room < len(group):
             self.backlog = True  # maybe more beyond the bound: look again soon
         if limits.ttl_seconds is not None:
             left = {f.uid for f in chosen}
-            expiry = min((f.finished_at for f in group if f.uid not in left), default=None)
+            expiry = min((finished_at(r) for r in group if r.uid not in left), default=None)
             if expiry is not None:
                 at = max(now, expiry + timedelta(seconds=limits.ttl_seconds))
                 wake = at if wake is None else min(wake, at)

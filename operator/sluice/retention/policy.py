@@ -21,7 +21,7 @@ from ..api.common import DEFAULT_QUEUE
 from ..api.execution import Phase
 from ..api.queue import TestQueueSpec
 from ..cache.compact import StatusSummary
-from ..cache.view import ClusterView, Key
+from ..cache.view import ClusterView, ExecutionRecord, Key
 
 SETTLE_SECONDS = 5.0
 QueueKey = tuple[str, str]
@@ -56,26 +56,47 @@ class Finished:
         return (self.finished_at, self.key[1])
 
 
+def finished_at(rec: ExecutionRecord) -> datetime:
+    return rec.summary.completed_at or rec.created
+
+
 def finished_by_queue(view: ClusterView, now: datetime,
-                      skip: Collection[str] = ()) -> tuple[dict[QueueKey, list[Finished]], datetime | None]:
+                      skip: Collection[str] = ()) -> tuple[dict[QueueKey, list[ExecutionRecord]], datetime | None]:
     """Every settled finished execution, grouped by (namespace, queue), and when the next one
     that is not settled yet will be (None: none waits). UIDs in `skip` (being deleted, or known
-    gone) are left out."""
+    gone) are left out. Records, not `Finished`: a walk over 50,000 allocates nothing per
+    execution (`victims_of` makes `Finished` only where a limit is exceeded)."""
     settled_before = now - timedelta(seconds=SETTLE_SECONDS)
-    out: dict[QueueKey, list[Finished]] = {}
+    out: dict[QueueKey, list[ExecutionRecord]] = {}
     next_settled: datetime | None = None
     active = view.active
     for key, rec in view.executions.items():
         s = rec.summary
         if s.phase is None or not s.phase.terminal or rec.deleting or key in active or rec.uid in skip:
             continue
-        finished_at = s.completed_at or rec.created
-        if finished_at > settled_before:
-            settles = finished_at + timedelta(seconds=SETTLE_SECONDS)
+        at = s.completed_at or rec.created
+        if at > settled_before:
+            settles = at + timedelta(seconds=SETTLE_SECONDS)
             next_settled = settles if next_settled is None else min(next_settled, settles)
             continue
-        out.setdefault((rec.namespace, rec.queue), []).append(Finished(key, rec.uid, s.phase, finished_at, s))
+        group = out.get((rec.namespace, rec.queue))
+        if group is None:
+            group = out[(rec.namespace, rec.queue)] = []
+        group.append(rec)
     return out, next_settled
+
+
+def victims_of(records: list[ExecutionRecord], limits: Limits, now: datetime, budget: int) -> list[Finished]:
+    """`select_victims` over a queue's settled finished records, skipping the work when no
+    limit is exceeded (the common case: most walks delete nothing)."""
+    if budget <= 0 or not records:
+        return []
+    if limits.ttl_seconds is None:
+        succeeded = sum(1 for r in records if r.summary.phase == Phase.Succeeded)
+        if succeeded <= limits.succeeded and len(records) - succeeded <= limits.failed:
+            return []
+    finished = [Finished(r.key, r.uid, r.summary.phase, finished_at(r), r.summary) for r in records]
+    return select_victims(finished, limits, now, budget)
 
 
 def limits_of(view: ClusterView, queue: QueueKey) -> Limits | None:

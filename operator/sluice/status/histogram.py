@@ -31,8 +31,8 @@ def bucket_of(seconds: float) -> int:
     """The bucket index of a duration (clamped to the scale's ends)."""
     if seconds <= 0:
         return 0
-    k = math.floor(math.log(seconds) / _LOG_GROWTH)
-    return min(BUCKETS - 1, max(0, k - K_MIN))
+    i = math.floor(math.log(seconds) / _LOG_GROWTH) - K_MIN  # walks over 50,000 executions call this
+    return 0 if i < 0 else BUCKETS - 1 if i >= BUCKETS else i
 
 
 def value_of(index: int) -> float:

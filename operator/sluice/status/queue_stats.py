@@ -16,7 +16,7 @@ from datetime import datetime
 from ..api.execution import Condition, Phase
 from ..api.queue import Percentiles, Retired, TestQueueStatus
 from ..cache.compact import StatusSummary
-from ..cache.view import ClusterView
+from ..cache.view import ClusterView, ExecutionRecord
 from .conditions import set_condition
 from .histogram import Histogram
 
@@ -99,11 +99,11 @@ def queue_conditions(st: TestQueueStatus, previous: list[Condition], paused: boo
 
 
 def queue_statuses(view: ClusterView, retired: dict[QueueKey, Retired], skip: Collection[str] = (),
-                   seen: dict[str, tuple[QueueKey, StatusSummary]] | None = None) -> dict[QueueKey, TestQueueStatus]:
+                   seen: dict[str, ExecutionRecord] | None = None) -> dict[QueueKey, TestQueueStatus]:
     """The status of every queue in `retired` (its key -> what retention retired from it), in
     one walk over the view. Executions whose UID is in their queue's `deleting` or in `skip`
     (known deleted, in case a late list shows them again) are not counted live. `seen`, when
-    given, receives every execution counted live that `contributes` (UID -> queue, summary)."""
+    given, receives every execution counted live that `contributes` (UID -> record)."""
     tallies = {key: Tally(r) for key, r in retired.items()}
     deleting = {key: set(r.deleting) for key, r in retired.items() if r.deleting}
     queued: dict[QueueKey, list[tuple[int, str]]] = {key: [] for key in retired}
@@ -117,7 +117,7 @@ def queue_statuses(view: ClusterView, retired: dict[QueueKey, Retired], skip: Co
             queued[key].append((rec.status.queue_position or 10**9, rec.name))
         tally.add(s)
         if seen is not None and contributes(s):
-            seen[rec.uid] = (key, s)
+            seen[rec.uid] = rec
     out: dict[QueueKey, TestQueueStatus] = {}
     for key, tally in tallies.items():
         st = out[key] = TestQueueStatus(retired=retired[key])

@@ -94,3 +94,14 @@ def test_victims_of_records_equals_select_victims_and_skips_the_work_within_the_
     for limits in (Limits(3, 2), Limits(12, 4), Limits(100, 200, ttl_seconds=60 * 60), Limits(0, 0)):
         assert _names(victims_of(records, limits, NOW, 100)) == _names(select_victims(finished, limits, NOW, 100))
     assert victims_of(records, Limits(12, 4), NOW, 100) == []
+
+
+def test_an_execution_whose_notification_is_still_being_sent_is_kept_for_now():
+    view = ClusterView()
+    view.upsert_execution(_exec("old", "Failed", 60, notifications=[{"name": "0", "outcome": "Failed", "state": "Pending",
+                                                                     "attempts": 1}]))
+    view.upsert_execution(_exec("older", "Failed", 90, notifications=[{"name": "0", "outcome": "Failed",
+                                                                       "state": "Delivered", "attempts": 1}]))
+    view.upsert_execution(_exec("new", "Failed", 1))
+    records = finished_by_queue(view, NOW)[0][("ns", "default")]
+    assert _names(victims_of(records, Limits(100, 0), NOW, 100)) == ["older", "new"]  # "old" waits for its POST

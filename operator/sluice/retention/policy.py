@@ -96,7 +96,18 @@ def victims_of(records: list[ExecutionRecord], limits: Limits, now: datetime, bu
         if succeeded <= limits.succeeded and len(records) - succeeded <= limits.failed:
             return []
     finished = [Finished(r.key, r.uid, r.summary.phase, finished_at(r), r.summary) for r in records]
-    return select_victims(finished, limits, now, budget)
+    victims = select_victims(finished, limits, now, budget)
+    if not victims:
+        return victims
+    by_uid = {r.uid: r for r in records}
+    return [v for v in victims if not notifying(by_uid[v.uid])]
+
+
+def notifying(rec: ExecutionRecord) -> bool:
+    """A notification of its outcome is still being sent or retried: deleting it now would cut
+    the retries off (notify/ records each step in the execution's status). Only victims are
+    checked, so the packed status is unpacked for a few records per walk."""
+    return any(n.state == "Pending" for n in rec.status.notifications)
 
 
 def limits_of(view: ClusterView, queue: QueueKey) -> Limits | None:

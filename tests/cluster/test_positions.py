@@ -41,6 +41,9 @@ def _percentile(values: list[float], q: float) -> float:
 
 def test_positions_keep_the_promise_during_a_drain(cluster, sluice, start_operator):
     op = start_operator(running_capacity=CAPACITY, queued_capacity=N + 50)
+    # The default queue's caps, and a history that keeps all N (the default keeps 100 succeeded).
+    sluice.create_queue("default", {"runningCapacity": CAPACITY, "queuedCapacity": N + 50,
+                                    "history": {"succeeded": 1000, "failed": 1000}})
     batch = client.BatchV1Api(cluster.api_client())
     spec = {"runner": kwok_runner("3s")}
     with ThreadPoolExecutor(8) as pool:

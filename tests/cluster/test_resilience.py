@@ -34,6 +34,9 @@ def _assert_no_duplicates_and_all_terminal(sluice, items):
 def test_sigkill_at_random_moments_during_200_executions(sluice, start_operator):
     rng = random.Random(20261123)
     op = start_operator(running_capacity=10, queued_capacity=500)
+    # The default queue's caps, and a history that keeps all 200 (the default keeps 100 succeeded).
+    sluice.create_queue("default", {"runningCapacity": 10, "queuedCapacity": 500,
+                                    "history": {"succeeded": 1000, "failed": 1000}})
     for i in range(200):
         retry = i % 10 == 0  # some fail once with an infrastructure error, then succeed
         runner = kwok_runner("1s", exit_code=3, fail_attempts=(1,), message=INFRA) if retry else kwok_runner("1s")

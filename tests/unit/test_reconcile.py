@@ -35,9 +35,10 @@ class Sim:
         observe_execution(self.view, self.assumed, False, obj)
         self.first_seen.setdefault(key, self.now)
 
-    def step(self, seconds=0.0):
+    def step(self, seconds=0.0, position_budget=10**9):
         self.now = T0 + timedelta(seconds=seconds) if seconds else self.now
-        p = plan(self.view, self.settings, self.now, self.first_seen, self.memo, dirty=self.view.take_dirty())
+        p = plan(self.view, self.settings, self.now, self.first_seen, self.memo, dirty=self.view.take_dirty(),
+                 position_budget=position_budget)
         return self.apply(p)
 
     def apply(self, p):

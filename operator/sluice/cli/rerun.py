@@ -76,21 +76,26 @@ def _create(conn, namespace: str, body: dict) -> bool:
     return True
 
 
-def run(conn, args) -> int:
-    ns = conn.namespace
-    original = conn.get_execution(ns, args.name)
+def create_rerun(conn, namespace: str, name: str) -> str:
+    """The same spec under the next free `<first run>-r<N>`; returns the new name (also the
+    dashboard's rerun action)."""
+    original = conn.get_execution(namespace, name)
     first = first_run(original)
-    with api_errors("list testexecutions", ns):
-        reruns = conn.custom.list_namespaced_custom_object(API_GROUP, API_VERSION, ns, "testexecutions",
+    with api_errors("list testexecutions", namespace):
+        reruns = conn.custom.list_namespaced_custom_object(API_GROUP, API_VERSION, namespace, "testexecutions",
                                                            label_selector=f"{LABEL_RERUN_OF}={first}")["items"]
     number = next_number(first, [o["metadata"]["name"] for o in reruns])
     for _ in range(CREATE_TRIES):
-        name = rerun_name(first, number)
-        if not _create(conn, ns, rerun_body(original, name, first)):
-            number += 1
-            continue
-        print(f"testexecution/{name} created (rerun of {args.name}, same spec)")
-        print(follow_hint(name, ns))
-        return 0
+        new = rerun_name(first, number)
+        if _create(conn, namespace, rerun_body(original, new, first)):
+            return new
+        number += 1
     raise CliError(f"no free rerun name: {rerun_name(first, number - CREATE_TRIES)} to "
-                   f"{rerun_name(first, number - 1)} are all taken in namespace {ns}")
+                   f"{rerun_name(first, number - 1)} are all taken in namespace {namespace}")
+
+
+def run(conn, args) -> int:
+    name = create_rerun(conn, conn.namespace, args.name)
+    print(f"testexecution/{name} created (rerun of {args.name}, same spec)")
+    print(follow_hint(name, conn.namespace))
+    return 0

@@ -13,11 +13,10 @@ from __future__ import annotations
 
 from kubernetes import client
 
-from ..api.common import API_GROUP, API_VERSION, LABEL_RERUN_OF
+from ..api.common import API_GROUP, API_VERSION
 from ..api.execution import TERMINAL_PHASES
 from ..cli.connect import CliError, api_errors
-from ..cli.rerun import CREATE_TRIES, _create, first_run, next_number, rerun_body
-from ..kube.names import rerun_name
+from ..cli.rerun import create_rerun
 
 ACTION_HEADER = "X-Sluice-Action"
 TERMINAL = {p.value for p in TERMINAL_PHASES}
@@ -43,18 +42,7 @@ def cancel(conn, namespace: str, name: str) -> str:
 
 def rerun(conn, namespace: str, name: str) -> str:
     """`sluice rerun NAME`: the same spec under the next free `<first run>-r<N>`; returns its name."""
-    original = conn.get_execution(namespace, name)
-    first = first_run(original)
-    with api_errors("list testexecutions", namespace):
-        reruns = conn.custom.list_namespaced_custom_object(API_GROUP, API_VERSION, namespace, "testexecutions",
-                                                           label_selector=f"{LABEL_RERUN_OF}={first}")["items"]
-    number = next_number(first, [o["metadata"]["name"] for o in reruns])
-    for _ in range(CREATE_TRIES):
-        new = rerun_name(first, number)
-        if _create(conn, namespace, rerun_body(original, new, first)):
-            return new
-        number += 1
-    raise CliError(f"no free rerun name for {first} in namespace {namespace}")
+    return create_rerun(conn, namespace, name)
 
 
 def set_paused(conn, namespace: str, queue: str, paused: bool) -> str:

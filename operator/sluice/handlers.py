@@ -97,7 +97,6 @@ def register(registry: kopf.OperatorRegistry, dispatcher, schedules=None) -> Non
         settings.watching.server_timeout = 300
         settings.watching.client_timeout = 330
         settings.watching.chunk_size = 500  # initial lists in pages: bounded memory after a restart
-        settings.batching.batch_window = 0.01
         # An idle per-object worker keeps its object's last event (the whole body) until it exits:
         # with kopf's 5 s, a list of 5,000 finished executions with 20 KB suites pinned 170 MB
         # (bench/history.py). A worker costs ~0.1 ms to start again; memory is the scarce part.

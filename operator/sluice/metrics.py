@@ -120,7 +120,7 @@ class Metrics:
         phase = status.get("phase")
         ns, queue = meta.get("namespace", ""), spec.get("queue") or "default"
         ident = (ns, meta.get("name", ""), meta.get("uid", ""))
-        from .cache.view import _ts
+        from .cache.records import _ts
         if phase == "Queued":
             if status.get("estimatedStartAt") and ident[2] not in self._promised:
                 self._promised[ident[2]] = _ts(status["estimatedStartAt"])

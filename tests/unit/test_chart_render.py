@@ -161,7 +161,7 @@ def test_watch_namespaces_get_roles_and_no_cluster_rights(bin_dir):
     for ns in ("team-a", "team-b"):
         assert find(objs, "Role", "sluice", ns) and find(objs, "RoleBinding", "sluice", ns)
     runner_sas = find(objs, "ServiceAccount", "sluice-runner")
-    assert sorted(sa["metadata"]["namespace"] for sa in runner_sas) == ["sluice-system", "team-a", "team-b"]
+    assert sorted(sa["metadata"]["namespace"] for sa in runner_sas) == ["team-a", "team-b"]
     assert all(sa["automountServiceAccountToken"] is False for sa in runner_sas)
 
 

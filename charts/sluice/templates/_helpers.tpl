@@ -52,11 +52,15 @@ app.kubernetes.io/part-of: sluice
 {{- default .Release.Namespace .Values.leaderElection.leaseNamespace }}
 {{- end }}
 
-{{/* Namespaces that get the runner ServiceAccount: the release's and every watched one. */}}
+{{/* Namespaces that get the runner ServiceAccount: every watched one (with watchNamespaces), else
+the release's. Never the release namespace of a namespaced release: two releases sharing one
+namespace (sharding, docs/sharding.md) would both own it there. */}}
 {{- define "sluice.runnerNamespaces" -}}
-{{- $all := list .Release.Namespace }}
-{{- range .Values.watchNamespaces }}{{ $all = append $all . }}{{ end }}
-{{- $all | uniq | join "," }}
+{{- if .Values.watchNamespaces }}
+{{- .Values.watchNamespaces | uniq | join "," }}
+{{- else }}
+{{- .Release.Namespace }}
+{{- end }}
 {{- end }}
 
 {{/* The operator's rules on the namespaced resources it touches; see operator/sluice/kube/. */}}

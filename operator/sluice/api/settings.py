@@ -1,8 +1,13 @@
 """Operator settings, read from SLUICE_* environment variables (set by the Helm chart)."""
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Which transitions of an execution post an Event (status/event_policy.py says which are ordinary).
+EventsMode = Literal["all", "notable"]
 
 
 class Settings(BaseSettings):
@@ -53,6 +58,9 @@ class Settings(BaseSettings):
     queue_status_interval_seconds: float = 5.0
     resync_seconds: float = 60.0
     write_concurrency: int = 32
+    events: EventsMode = Field(
+        "notable", description="'notable': no Event for an execution's ordinary course (admitted, passed: its "
+        "conditions say it); every other transition posts one. 'all': an Event for every transition.")
     lease_name: str = "sluice-operator"
     lease_namespace: str = ""
     lease_duration_seconds: float = 15.0

@@ -20,6 +20,7 @@ from ..cache.view import ClusterView, JobRecord, Key, controller_uid
 from ..kube.client import ApiError, Kube, core_path, execution_path, job_path
 from ..kube.events import EventPoster
 from ..planner.model import CreateAttempt
+from ..status.event_policy import worth_posting
 
 log = logging.getLogger("sluice.dispatch")
 
@@ -98,8 +99,9 @@ class Actuators:
                     return
                 self.writes[key] = self.writes.get(key, 0) + 1
                 A.status_written(self.view, self.assumed, key, obj)
-                for event in events:
-                    self.events.post(obj, *event)
+                for event in events:  # the one place an execution's transitions become Events
+                    if worth_posting(event[0], event[1], self.settings.events):
+                        self.events.post(obj, *event)
                 if self.metrics:
                     self.metrics.status_written(obj)
         finally:

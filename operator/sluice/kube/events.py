@@ -1,4 +1,7 @@
-"""Kubernetes Events on every transition, so `kubectl describe tx NAME` tells the story.
+"""Kubernetes Events, so `kubectl describe tx NAME` tells the story.
+
+Which of an execution's transitions get one is decided by `status.event_policy` (by default
+not the ordinary course its conditions already tell); this module only posts what it is given.
 
 Posted in the background after the status write they describe; a lost Event is only a lost
 log line, so failures are logged and dropped, never retried in a loop. Each execution has a

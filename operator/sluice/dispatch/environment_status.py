@@ -2,7 +2,9 @@
 
 A `Subsystem` of the dispatcher loop, like the queue status writer: it reads the view after a
 pass, at most once per `queue_status_interval_seconds`, and never changes the view. Holders are
-informational: admission counts them from the Jobs, never from this status.
+informational: admission counts them from the Jobs, never from this status. With several releases
+in one cluster, each writes only the environments it has something to say about
+(`status/environment_scope.py`).
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from typing import Awaitable, Callable
 from ..api.settings import Settings
 from ..cache.view import ClusterView
 from ..kube.client import Kube, environment_path
+from ..status.environment_scope import writes_environment_status
 from ..status.environment_stats import environment_statuses
 
 log = logging.getLogger("sluice.environment_status")
@@ -36,6 +39,9 @@ class EnvironmentStatusWriter:
             rec = view.environments.get(name)
             if body == self.last_written.get(name) or (rec is not None and body == rec.status.wire()):
                 continue
+            if rec is not None and not writes_environment_status(rec, st, self.settings.watch_namespaces,
+                                                                 view.namespace_labels, self.last_written.get(name)):
+                continue  # another release's environment (sharding): its status is not ours to write
             self.last_written[name] = body
             self.spawn(self._write(name, body))
         return None

@@ -13,7 +13,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 
-from .api.common import ANNOTATION_QUEUED_CAPACITY, ANNOTATION_RUNNING_CAPACITY
+from .api.common import ANNOTATION_QUEUED_CAPACITY, ANNOTATION_RUNNING_CAPACITY, ANNOTATION_WATCHED_NAMESPACES
 from .api.settings import Settings
 from .dispatch import Dispatcher
 from .handlers import register
@@ -116,7 +116,8 @@ async def run_operator(kubeconfig: str | None = None, settings: Settings | None 
                             settings.lease_duration_seconds, settings.lease_renew_seconds,
                             on_start=dispatcher.on_leadership, on_resume=dispatcher.wake,
                             annotations={ANNOTATION_RUNNING_CAPACITY: str(settings.running_capacity),
-                                         ANNOTATION_QUEUED_CAPACITY: str(settings.queued_capacity)})
+                                         ANNOTATION_QUEUED_CAPACITY: str(settings.queued_capacity),
+                                         ANNOTATION_WATCHED_NAMESPACES: ",".join(settings.watch_namespaces)})
     dispatcher.is_leader = elector.is_leader
     metrics = Metrics(lambda: dispatcher.view, settings, elector.is_leader, lambda: dispatcher.act.writes)
     dispatcher.set_metrics(metrics)

@@ -21,6 +21,9 @@ DEFAULT_QUEUE = "default"  # needs no TestQueue object: the operator's caps boun
 LABEL_OPERATOR_LEASE = "sluice.dev/operator-lease"
 ANNOTATION_RUNNING_CAPACITY = "sluice.dev/running-capacity"
 ANNOTATION_QUEUED_CAPACITY = "sluice.dev/queued-capacity"
+# ... and which namespaces that operator watches (comma-separated; "" = all), so with several
+# releases side by side (docs/sharding.md) the CLI shows the caps of the release that runs a namespace.
+ANNOTATION_WATCHED_NAMESPACES = "sluice.dev/watched-namespaces"
 
 # On a runner Job: the TestEnvironments its execution holds while the Job is unfinished
 # (comma-separated). Holders are counted from these, like running slots, never from statuses.

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from kubernetes import client, config
 from sluice_runner.errors import ExitCode
 
-from ..api.common import (ANNOTATION_QUEUED_CAPACITY, ANNOTATION_RUNNING_CAPACITY, API_GROUP, API_VERSION,
-                          LABEL_OPERATOR_LEASE)
+from ..api.common import (ANNOTATION_QUEUED_CAPACITY, ANNOTATION_RUNNING_CAPACITY, ANNOTATION_WATCHED_NAMESPACES,
+                          API_GROUP, API_VERSION, LABEL_OPERATOR_LEASE)
 
 EXIT_INFRA = int(ExitCode.INFRASTRUCTURE)
 
@@ -53,21 +53,16 @@ class Connection:
                 return self.custom.list_cluster_custom_object(API_GROUP, API_VERSION, "testexecutions")["items"]
             return self.custom.list_namespaced_custom_object(API_GROUP, API_VERSION, namespace, "testexecutions")["items"]
 
-    def operator_caps(self) -> tuple[int, int] | None:
-        """(running, queued) caps the operator applies, from its leader's Lease; None when the
-        Lease cannot be read (no operator, or no permission to list Leases)."""
+    def operator_caps(self, namespace: str | None = None) -> tuple[int, int] | None:
+        """(running, queued) caps the operator running `namespace` applies, from its leader's Lease;
+        None when the Lease cannot be read (no operator, or no permission to list Leases), or when
+        `namespace` is None and several releases apply different caps."""
         try:
             leases = client.CoordinationV1Api(self.api_client).list_lease_for_all_namespaces(
                 label_selector=f"{LABEL_OPERATOR_LEASE}=true").items
         except Exception:  # noqa: BLE001 - any failure only means "unknown"
             return None
-        for lease in leases:
-            ann = lease.metadata.annotations or {}
-            try:
-                return int(ann[ANNOTATION_RUNNING_CAPACITY]), int(ann[ANNOTATION_QUEUED_CAPACITY])
-            except (KeyError, ValueError):
-                continue
-        return None
+        return caps_for_namespace([lease.metadata.annotations or {} for lease in leases], namespace)
 
     def list_queues(self, namespace: str | None) -> list[dict]:
         with api_errors("list testqueues", namespace):
@@ -85,6 +80,27 @@ class Connection:
                 return self.custom.get_namespaced_custom_object(API_GROUP, API_VERSION, namespace, "testqueues", name)
         except NotFound:
             return None
+
+
+def caps_for_namespace(leases: list[dict[str, str]], namespace: str | None) -> tuple[int, int] | None:
+    """The caps from the Leases' annotations of the release that runs `namespace`: the one that
+    lists it, else one watching every namespace (no or an empty watched-namespaces annotation).
+    For every namespace (None), or when several answer with different caps: None unless all agree."""
+    def caps(ann: dict[str, str]) -> tuple[int, int] | None:
+        try:
+            return int(ann[ANNOTATION_RUNNING_CAPACITY]), int(ann[ANNOTATION_QUEUED_CAPACITY])
+        except (KeyError, ValueError):
+            return None
+
+    def watched(ann: dict[str, str]) -> list[str]:
+        return [ns for ns in (ann.get(ANNOTATION_WATCHED_NAMESPACES) or "").split(",") if ns]
+
+    answering = [a for a in leases if caps(a) is not None]
+    if namespace is not None:
+        answering = ([a for a in answering if namespace in watched(a)]
+                     or [a for a in answering if not watched(a)])
+    found = {caps(a) for a in answering}
+    return found.pop() if len(found) == 1 else None
 
 
 class NotFound(CliError):

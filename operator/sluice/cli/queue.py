@@ -177,6 +177,6 @@ def run(conn, args) -> int:
     executions = conn.list_executions(ns)
     queues = conn.list_queues(ns)
     blocks = queue_blocks(executions, queues, datetime.now(timezone.utc), args.queue,
-                          namespaces=None if ns is None else [ns], caps=conn.operator_caps())
+                          namespaces=None if ns is None else [ns], caps=conn.operator_caps(ns))
     print("\n".join(render_queue(blocks, show_namespace=args.all_namespaces)))
     return 0

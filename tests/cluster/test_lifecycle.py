@@ -5,6 +5,7 @@ import json
 import subprocess
 import time
 from datetime import datetime
+from typing import Callable
 
 import pytest
 
@@ -22,7 +23,19 @@ RESULT = json.dumps({"v": 1, "outcome": "passed", "total": 4, "passed": 4, "fail
                                                            "report": "s3://arts/x/attempt-1/report/index.html"}})
 
 
-def test_success_fills_results_conditions_and_events(cluster, sluice, start_operator):
+def _events_settle(sluice, name: str, until: Callable[[list[str]], bool], seconds: float = 10) -> list[str]:
+    """The reasons of the execution's Events once `until` holds (Events are posted after the
+    status write they tell, in the background), or after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while True:
+        reasons = [e.reason for e in sluice.events(name)]
+        if until(reasons) or time.monotonic() > deadline:
+            return reasons
+        time.sleep(0.25)
+
+
+def test_success_fills_results_and_conditions_and_posts_no_event(cluster, sluice, start_operator):
+    """The default SLUICE_EVENTS=notable: a pass is told by its conditions, not by Events."""
     start_operator()
     sluice.create("ok", {"runner": kwok_runner("1s", termination=RESULT)})
     wait = cluster.kubectl("wait", "--for=condition=Complete", "--timeout=60s", f"-n={sluice.ns}", "tx/ok", check=False)
@@ -33,8 +46,9 @@ def test_success_fills_results_conditions_and_events(cluster, sluice, start_oper
     conds = {c["type"]: (c["status"], c.get("observedGeneration")) for c in st["conditions"]}
     assert conds == {"Admitted": ("True", 1), "Running": ("False", 1), "Complete": ("True", 1), "Succeeded": ("True", 1),
                      "Ready": ("True", 1), "Reconciling": ("False", 1), "Stalled": ("False", 1)}
-    reasons = [e.reason for e in sluice.events("ok")]
-    assert "Admitted" in reasons and "TestsPassed" in reasons
+    said = {c["type"]: (c["reason"], c["message"]) for c in st["conditions"]}
+    assert said["Succeeded"] == ("TestsPassed", st["message"])  # all that a TestsPassed Event said
+    assert _events_settle(sluice, "ok", bool, seconds=3) == []
     table = cluster.kubectl("get", "tx", f"-n={sluice.ns}").stdout
     assert table.split("\n")[0].split() == ["NAME", "PHASE", "PRIORITY", "QUEUE", "POSITION", "ATTEMPT", "PASSED", "FAILED", "PROGRESS",
                                      "AGE"]
@@ -67,6 +81,18 @@ def test_test_failures_and_invalid_source_are_not_retried(sluice, start_operator
     st = sluice.wait_phase("no-retry", "Succeeded", "Failed", "TimedOut", timeout=60)["status"]
     assert (st["phase"], st["reason"], len(st["attempts"])) == (phase, reason, 1)
     assert st["attempts"][0]["exitCode"] == code
+    # SLUICE_EVENTS=notable: the failure keeps its Warning; the admission posts none
+    assert _events_settle(sluice, "no-retry", lambda r: reason in r) == [reason]
+    (event,) = sluice.events("no-retry")
+    assert (event.type, event.message) == ("Warning", st["message"])
+
+
+def test_events_all_tells_the_ordinary_course_too(sluice, start_operator):
+    start_operator(events="all")
+    sluice.create("told", {"runner": kwok_runner("1s")})
+    sluice.wait_phase("told", "Succeeded", "Failed", timeout=60)
+    reasons = _events_settle(sluice, "told", lambda r: {"Admitted", "TestsPassed"} <= set(r))
+    assert sorted(reasons) == ["Admitted", "TestsPassed"]
 
 
 def test_deadline_ends_timed_out(sluice, start_operator):

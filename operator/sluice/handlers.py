@@ -1,4 +1,9 @@
-"""kopf registrations: translate watch events into calls on the dispatcher, nothing more.
+"""kopf registrations: translate watch events of the low-rate kinds into calls on the dispatcher.
+
+TestExecutions, runner Jobs and runner pods are not here: they are the busy kinds, watched by
+the operator's own streams (dispatch/streams.py, kube/watch.py) because kopf's per-event
+pipeline cost more than the view's fold of the event (issue 17). kopf keeps queues,
+environments, namespaces and schedules, the login and the operator's lifecycle.
 
 Handlers are coroutines so they run on the dispatcher's event loop (kopf runs plain functions
 in a thread pool, where touching the view would race with the dispatcher). Only `on.event`
@@ -10,8 +15,7 @@ from __future__ import annotations
 
 import kopf
 
-from .api.common import API_GROUP, API_VERSION, LABEL_EXECUTION
-from .cache.pods import RUNNER_POD_FIELD_SELECTOR
+from .api.common import API_GROUP, API_VERSION
 
 
 class NoDiffBase(kopf.DiffBaseStorage):
@@ -50,22 +54,12 @@ def register(registry: kopf.OperatorRegistry, dispatcher, schedules=None) -> Non
     def _type(event: dict) -> str:
         return event.get("type") or "MODIFIED"  # None: the initial listing
 
-    # One handler per resource: kopf's own cost per handler call is larger than ours (issue 17).
-    @kopf.on.event(API_GROUP, API_VERSION, "testexecutions", registry=registry)
-    async def execution_event(event: dict, **_) -> None:
-        try:
-            dispatcher.on_execution(_type(event), event["object"])
-        finally:
-            if schedules is not None:  # runs of schedules only (cheap for the others)
-                schedules.on_run(_type(event), event["object"])
+    if schedules is not None:  # runs of schedules, from the dispatcher's execution stream
+        dispatcher.execution_hooks.append(schedules.on_run)
 
     @kopf.on.event(API_GROUP, API_VERSION, "testqueues", registry=registry)
     async def queue_event(event: dict, **_) -> None:
         dispatcher.on_queue(_type(event), event["object"])
-
-    @kopf.on.event("batch", "v1", "jobs", labels={LABEL_EXECUTION: kopf.PRESENT}, registry=registry)
-    async def job_event(event: dict, **_) -> None:
-        dispatcher.on_job(_type(event), event["object"])
 
     @kopf.on.event(API_GROUP, API_VERSION, "testenvironments", registry=registry)
     async def environment_event(event: dict, **_) -> None:
@@ -74,11 +68,6 @@ def register(registry: kopf.OperatorRegistry, dispatcher, schedules=None) -> Non
     @kopf.on.event("", "v1", "namespaces", registry=registry)
     async def namespace_event(event: dict, **_) -> None:
         dispatcher.on_namespace(_type(event), event["object"])
-
-    # Runner pods that have not started (selected by the API server: see `configure`).
-    @kopf.on.event("", "v1", "pods", labels={LABEL_EXECUTION: kopf.PRESENT}, registry=registry)
-    async def pod_event(event: dict, **_) -> None:
-        dispatcher.on_pod(_type(event), event["object"])
 
     if schedules is not None:  # schedule.controller.ScheduleController
         @kopf.on.event(API_GROUP, API_VERSION, "testschedules", registry=registry)
@@ -99,11 +88,7 @@ def register(registry: kopf.OperatorRegistry, dispatcher, schedules=None) -> Non
         settings.watching.chunk_size = 500  # initial lists in pages: bounded memory after a restart
         # An idle per-object worker keeps its object's last event (the whole body) until it exits:
         # with kopf's 5 s, a list of 5,000 finished executions with 20 KB suites pinned 170 MB
-        # (bench/history.py). A worker costs ~0.1 ms to start again; memory is the scarce part.
+        # (bench/history.py, when kopf still watched executions). A worker costs ~0.1 ms to start again; memory is the scarce part.
         settings.queueing.idle_timeout = 0.5
         settings.persistence.diffbase_storage = NoDiffBase()
         settings.persistence.progress_storage = NoProgress()
-        # Server-side: only runner pods, and only while Pending (a pod that starts leaves the
-        # selection, which the watch reports as DELETED), never every pod of the cluster.
-        settings.watching.label_selectors["", "v1", "pods"] = LABEL_EXECUTION
-        settings.watching.field_selectors["", "v1", "pods"] = RUNNER_POD_FIELD_SELECTOR

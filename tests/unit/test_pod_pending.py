@@ -153,22 +153,16 @@ def test_a_refused_delete_is_sent_again_and_the_default_queue_grace_is_300s():
 
 
 def test_the_watch_asks_the_api_server_for_unstarted_runner_pods_only():
-    """The selectors are kopf settings applied server-side to the pod watch and its lists (kopf's
-    registry internals are read here: the startup handler is what `sluice operator` runs)."""
-    import kopf
-    from kopf._cogs.structs.references import Resource
-    from kopf._core.intents.causes import Activity
+    """The selectors go to the API server with the pod stream's lists and watches (dispatch/streams.py)."""
+    from types import SimpleNamespace
 
-    from sluice.handlers import register
+    from sluice.cache.view import ClusterView
+    from sluice.dispatch.streams import hot_streams
 
-    registry = kopf.OperatorRegistry()
-    register(registry, dispatcher=None)
-    settings = kopf.OperatorSettings()
-    for handler in registry._activities.get_all_handlers():
-        if handler.activity == Activity.STARTUP:
-            handler.fn(settings=settings)
-    pods = Resource(group="", version="v1", plural="pods", namespaced=True)
-    jobs = Resource(group="batch", version="v1", plural="jobs", namespaced=True)
-    assert settings.watching.label_selectors.collect(pods) == ["sluice.dev/execution"]
-    assert settings.watching.field_selectors.collect(pods) == ["status.phase=Pending"]
-    assert settings.watching.field_selectors.collect(jobs) == []  # Jobs are watched whatever their state
+    noop = lambda *_: None  # noqa: E731
+    disp = SimpleNamespace(view=ClusterView(), assumed=SimpleNamespace(protected_jobs=set, protected_executions=set),
+                           on_job=noop, on_execution=noop, on_pod=noop)
+    by_path = {s.path.rsplit("/", 1)[1]: s.params for s in hot_streams(None, ["ns"], disp)}
+    assert by_path["pods"] == {"labelSelector": "sluice.dev/execution", "fieldSelector": "status.phase=Pending"}
+    assert by_path["jobs"] == {"labelSelector": "sluice.dev/execution"}  # Jobs whatever their state
+    assert by_path["testexecutions"] == {}

@@ -1,5 +1,5 @@
 """The dispatcher: the loop (`loop.py`), the API calls that carry plans out (`actuators.py`),
-re-lists (`relist.py`) and the subsystems plugged into the loop (`queue_status.py`)."""
+re-lists (`kube/relist.py`) and the subsystems plugged into the loop (`queue_status.py`)."""
 from .actuators import status_patch
 from .loop import Dispatcher, Subsystem
 

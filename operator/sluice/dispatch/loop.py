@@ -7,7 +7,8 @@ once with `apply_plan` (so a decision is never taken twice while its write is in
 hands the API calls to the actuators. Then every plugged-in `Subsystem` gets its turn.
 
 It never admits before it has listed executions and Jobs (`ready`), and only while it holds
-the leader Lease. It never calls the API itself: that is `actuators` and `relist`.
+the leader Lease. It never calls the API itself: that is `actuators`, `kube.relist` and the watch
+streams of `streams.py`, which it starts and whose first lists it waits for.
 """
 from __future__ import annotations
 
@@ -17,20 +18,19 @@ import time
 from datetime import datetime, timezone
 from typing import Awaitable, Callable, Protocol
 
-from ..api.common import LABEL_EXECUTION
 from ..api.execution import NotificationRecord, Progress
 from ..api.settings import Settings
 from ..cache import assumptions as A
-from ..cache.pods import RUNNER_POD_FIELD_SELECTOR
 from ..cache.view import ClusterView, Key
-from ..kube.client import Kube, core_path, environment_path, execution_path, job_path, namespace_path, queue_path
+from ..kube.client import Kube, environment_path, namespace_path, queue_path
 from ..kube.events import EventPoster
 from ..planner import Memo, plan
 from .actuators import Actuators
 from .environment_status import EnvironmentStatusWriter
 from .queue_status import QueueStatusWriter
 from .memory import release_memory
-from .relist import relist
+from .streams import hot_streams
+from ..kube.relist import relist
 
 log = logging.getLogger("sluice.dispatch")
 
@@ -76,6 +76,9 @@ class Dispatcher:
         # called with the key of each execution the watch (or a relist) changed in the view, so a
         # subsystem can follow changes without walking every execution (see `listen`)
         self.execution_listeners: list[Callable[[Key], None]] = []
+        # called with every execution event as it came (the schedule controller follows its runs)
+        self.execution_hooks: list[Callable[[str, dict], None]] = []
+        self.streams: list = []  # kube.watch.WatchStream of executions, Jobs and pods: started by run()
 
     def plug(self, subsystem: Subsystem) -> None:
         self.subsystems.append(subsystem)
@@ -142,6 +145,8 @@ class Dispatcher:
                 self.first_seen.setdefault(key, _now())
                 for listener in self.execution_listeners:
                     listener(key)
+        for hook in self.execution_hooks:
+            hook(event_type, obj)
         self.wake()
 
     def on_job(self, event_type: str, obj: dict) -> None:
@@ -209,7 +214,19 @@ class Dispatcher:
     async def run(self) -> None:
         if self.metrics:
             self.metrics.watch_api(self.kube)  # sluice_api_errors_total
-        await self.resync()
+        self.streams = hot_streams(self.kube, self.settings.watch_namespaces, self)
+        stream_tasks = [asyncio.create_task(s.run(), name=f"watch {s.path}") for s in self.streams]
+        try:
+            await self._run(stream_tasks)
+        finally:
+            for task in stream_tasks:
+                task.cancel()
+
+    async def _run(self, stream_tasks: list[asyncio.Task]) -> None:
+        await self.resync(streamed=False)
+        await asyncio.gather(*(s.listed.wait() for s in self.streams))  # each stream's first list
+        self.memo.full()
+        release_memory()
         self.ready = True
         log.info("view rebuilt: %d executions, %d jobs, %d queues",
                  len(self.view.executions), len(self.view.jobs), len(self.view.queues))
@@ -218,9 +235,15 @@ class Dispatcher:
         while True:
             await self._sleep_until(next_resync, wake_at)
             self.announce_priority_changes()
+            for task in stream_tasks:
+                if task.done():  # never expected (a stream retries forever): say so loudly, go on
+                    log.error("watch stream ended: %r", task.exception() if not task.cancelled() else "cancelled")
+                    stream_tasks.remove(task)
             if time.monotonic() >= next_resync or (self.needs_resync and self.is_leader()):
+                # on becoming the leader the busy kinds are listed too (the old leader's writes);
+                # otherwise their streams are continuous and only the low-rate kinds are re-listed
+                await self.resync(streamed=self.needs_resync)
                 self.needs_resync = False
-                await self.resync()
                 next_resync = time.monotonic() + self.settings.resync_seconds
             if not self.is_leader():
                 wake_at = None
@@ -286,17 +309,15 @@ class Dispatcher:
         return result.wake_at
 
     # ---- start-up and periodic re-list ------------------------------------------------------
-    async def resync(self) -> None:
-        """Lists queues, Jobs and executions; drops what the watch missed being deleted."""
+    async def resync(self, streamed: bool = True) -> None:
+        """Lists queues, environments and namespaces (and with `streamed` the streams' kinds:
+        Jobs, executions, pods); drops what was missed being deleted."""
         view = self.view
         for ns in self.settings.watch_namespaces or [None]:
             await relist(self.kube, queue_path(ns or "_"), ns, view.queues, self.on_queue)
-            await relist(self.kube, job_path(ns or "_"), ns, view.jobs, self.on_job,
-                         {"labelSelector": "sluice.dev/execution"}, protect=self.assumed.protected_jobs)
-            await relist(self.kube, execution_path(ns or "_"), ns, view.executions, self.on_execution,
-                         protect=self.assumed.protected_executions)
-            await relist(self.kube, core_path(ns or "_", "pods"), ns, view.runner_pods.by_key, self.on_pod,
-                         {"labelSelector": LABEL_EXECUTION, "fieldSelector": RUNNER_POD_FIELD_SELECTOR})
+        if streamed:
+            for stream in self.streams:
+                await stream.relist()
         await self._list_cluster_scoped(environment_path(), view.environments, self.on_environment)
         await self._list_cluster_scoped(namespace_path(), view.namespace_labels, self.on_namespace)
         view.environments_listed = True

@@ -1,18 +1,20 @@
 """A thin async Kubernetes client for the operator's own reads and writes.
 
-kopf owns the watch streams; this client does the rest (create Jobs, patch status, list on
-start-up, Leases, Events) over one pooled aiohttp session, with raw JSON in and out (no
-generated model classes on the hot path). Credentials come from kubernetes_asyncio's loaders,
+It carries the operator's own watch streams (`kube.watch`) and its reads and writes (create
+Jobs, patch status, lists, Leases, Events) over one pooled aiohttp session, with raw JSON in and
+out, decoded and encoded by orjson (no generated model classes on the hot path). Credentials come from kubernetes_asyncio's loaders,
 so kubeconfig, in-cluster tokens (refreshed) and exec plugins all work.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import ssl
 from typing import Any
 from urllib.parse import quote
 
 import aiohttp
+import orjson
 import yarl
 from kubernetes_asyncio import config as kconfig
 from kubernetes_asyncio.client import Configuration
@@ -148,15 +150,26 @@ class Kube:
 
     async def request(self, method: str, path: str, body: Any = None, params: dict | None = None,
                       content_type: str = "application/json") -> dict:
-        data = json.dumps(body) if body is not None else None
+        data = orjson.dumps(body) if body is not None else None
         headers = await self._headers(content_type if data is not None else None)
-        # encoded=True: the path's quoting (see `segment`) reaches the server untouched.
-        url = yarl.URL(self.host + path, encoded=True)
-        async with self.session.request(method, url, data=data, params=params, headers=headers) as resp:
-            text = await resp.text()
+        async with self.session.request(method, self._url(path), data=data, params=params, headers=headers) as resp:
+            raw = await resp.read()
             if resp.status >= 400:
-                raise ApiError(resp.status, text, method, path)
-            return json.loads(text) if text else {}
+                raise ApiError(resp.status, raw.decode(errors="replace"), method, path)
+            return orjson.loads(raw) if raw else {}
+
+    def _url(self, path: str) -> yarl.URL:
+        # encoded=True: the path's quoting (see `segment`) reaches the server untouched.
+        return yarl.URL(self.host + path, encoded=True)
+
+    @contextlib.asynccontextmanager
+    async def stream(self, method: str, path: str, params: dict | None = None,
+                     timeout: aiohttp.ClientTimeout | None = None):
+        """The open response of a long request (a watch), for the caller to read as it comes."""
+        headers = await self._headers()
+        async with self.session.request(method, self._url(path), params=params, headers=headers,
+                                        timeout=timeout) as resp:
+            yield resp
 
     async def get(self, path: str, params: dict | None = None) -> dict:
         return await self.request("GET", path, params=params)

@@ -25,7 +25,7 @@ from ..api.common import API_GROUP, API_VERSION, LABEL_SCHEDULE
 from ..api.environment import TestScheduleStatus
 from ..api.settings import Settings
 from ..cache.view import ClusterView, controller_uid
-from ..dispatch.relist import relist
+from ..kube.relist import relist
 from ..kube.client import ApiError, Kube, api_path, execution_path
 from ..kube.events import EventPoster
 from .decide import Decision, Event, decide

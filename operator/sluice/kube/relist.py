@@ -11,7 +11,7 @@ import asyncio
 import logging
 from typing import Callable, Collection
 
-from ..kube.client import Kube, all_namespaces
+from .client import Kube, all_namespaces
 
 log = logging.getLogger("sluice.dispatch")
 
@@ -20,8 +20,9 @@ LIST_RETRY_SECONDS = 2.0
 
 
 async def relist(kube: Kube, path: str, ns: str | None, store: dict, handler: Callable[[str, dict], None],
-                 params: dict | None = None, protect: Callable[[], Collection[Key]] | None = None) -> None:
-    """Feeds every listed object to `handler` as MODIFIED, then the missing ones as DELETED."""
+                 params: dict | None = None, protect: Callable[[], Collection[Key]] | None = None) -> str:
+    """Feeds every listed object to `handler` as MODIFIED, then the missing ones as DELETED;
+    returns the list's resourceVersion (where a watch continues from)."""
     url = path if ns else all_namespaces(path)
     while True:
         seen: set[Key] = set()
@@ -48,3 +49,4 @@ async def relist(kube: Kube, path: str, ns: str | None, store: dict, handler: Ca
         if list_rv and getattr(store[key], "resource_version", 0) > list_rv:
             continue  # created after the list was taken
         handler("DELETED", {"metadata": {"namespace": key[0], "name": key[1]}})
+    return rv

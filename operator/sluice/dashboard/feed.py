@@ -99,7 +99,7 @@ class Feed:
                     self.errors.pop(plural, None)
                     self.forbidden.discard(plural)
                 if plural == "testqueues":
-                    self.caps = self.conn.operator_caps()
+                    self.caps = self.conn.operator_caps(self.namespace)
                 self._mark()
                 rv = (listed.get("metadata") or {}).get("resourceVersion")
                 while True:

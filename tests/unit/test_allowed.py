@@ -87,14 +87,14 @@ def test_planner_rejects_with_not_allowed_and_starts_the_allowed():
     sim.add(execution("urgent", queue="strict", priority="critical", runner={"image": "ok/a:1"}))
     sim.add(execution("fine", queue="strict", runner={"image": "ok/a:1"}))
     sim.add(execution("bad-ref", queue="strict", runner={"image": "UPPER CASE/no"}))
-    sim.step()
+    created = {c.key[1]: c.job for c in sim.step().creates}
     for name in ("evil", "urgent"):
         st = sim.status(name)
         assert (st.phase, st.reason) == (Phase.Rejected, NOT_ALLOWED) and "queue strict" in st.message
     assert "allowed are ok/*" in sim.status("evil").message
     assert sim.status("bad-ref").reason == "InvalidSpec"  # a malformed spec is InvalidSpec first
     assert sim.status("fine").phase == Phase.Running
-    job = sim.view.jobs[("ns", "fine-a1")].obj
+    job = created["fine"]  # the Job as sent (the view keeps only its status)
     assert job["spec"]["template"]["spec"]["automountServiceAccountToken"] is False
 
 

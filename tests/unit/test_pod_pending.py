@@ -98,7 +98,7 @@ def test_the_rule(pods, now, stuck, recheck):
 
 def _running(sim: Sim, name: str, attempt: int, uid: str) -> None:
     """The Job the planner created comes back from the API with its UID."""
-    job = copy.deepcopy(sim.view.jobs[("ns", f"{name}-a{attempt}")].obj)
+    job = copy.deepcopy(sim.job_objects[("ns", f"{name}-a{attempt}")])
     job["metadata"].update(uid=uid, resourceVersion=next_rv())
     sim.view.upsert_job(job)
 

@@ -28,6 +28,7 @@ class Sim:
         self.now = T0
         self.memo = Memo()  # incremental, as the dispatcher plans
         self.settle_deletes = settle_deletes
+        self.job_objects = {}  # the API's copy of each Job created (the view keeps only a slim one)
 
     def add(self, obj):
         key = (obj["metadata"]["namespace"], obj["metadata"]["name"])
@@ -46,6 +47,7 @@ class Sim:
         fx = apply_plan(self.view, p, self.assumed)
         writers = list(fx.status_writers)
         for c in fx.creates:
+            self.job_objects[(c.job["metadata"]["namespace"], c.job["metadata"]["name"])] = c.job
             if create_succeeded(self.view, self.assumed, c, c.job):
                 writers.append(c.key)
         for key in writers:
@@ -67,7 +69,7 @@ class Sim:
         return self.view.executions[("ns", name)].status
 
     def finish(self, job_name, exit_code, message="", kind=None, reason=None):
-        job = self.view.jobs[("ns", job_name)].obj
+        job = self.job_objects[("ns", job_name)]
         kind = kind or ("Complete" if exit_code == 0 else "Failed")
         self.view.upsert_job(finished(job, kind, reason or (None if kind == "Complete" else "BackoffLimitExceeded")))
         pods = [pod(job_name, exit_code, message)] if exit_code is not None else []

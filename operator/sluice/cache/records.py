@@ -171,10 +171,19 @@ class JobRecord:
             namespace=meta["namespace"], name=meta["name"], execution=labels[LABEL_EXECUTION],
             queue=labels.get(LABEL_QUEUE, "default"), attempt=attempt,
             slots=int(spec.get("parallelism") or 1), finished=job_finished(obj),
-            deleting=bool(meta.get("deletionTimestamp")), obj=obj, resource_version=_rv(obj), owner_uid=owner,
+            deleting=bool(meta.get("deletionTimestamp")), obj=_slim_job(obj), resource_version=_rv(obj),
+            owner_uid=owner,
             environments=tuple(e for e in ((meta.get("annotations") or {}).get(ANNOTATION_ENVIRONMENTS) or "")
                                .split(",") if e),
         )
+
+
+def _slim_job(obj: dict) -> dict:
+    """What the planner reads of a Job (its uid for its pods, its status for the outcome): the pod
+    template and the rest are dropped, so every Job the view holds costs a few hundred bytes."""
+    meta = obj["metadata"]
+    return {"metadata": {"namespace": meta.get("namespace"), "name": meta.get("name"), "uid": meta.get("uid")},
+            "status": obj.get("status") or {}}
 
 
 def _parsed(model, raw: dict | None, fallback):

@@ -17,6 +17,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from .pods import RunnerPods
+from .records import _rv
 from .records import (  # noqa: F401  (re-exported: the names callers and tests import from here)
     EnvironmentRecord, ExecutionRecord, JobRecord, Key, PriorityChange, QueueRecord, controller_uid,
 )
@@ -99,6 +100,8 @@ class ClusterView:
 
     # ---- events in -------------------------------------------------------------------------
     def upsert_execution(self, obj: dict) -> bool:
+        if self._known(self.executions, obj):
+            return False
         rec = ExecutionRecord.from_object(obj)
         old = self.executions.get(rec.key)
         if old is not None and old.uid == rec.uid and rec.resource_version and rec.resource_version < old.resource_version:
@@ -114,6 +117,16 @@ class ClusterView:
         self._index(rec.key)
         return True
 
+    @staticmethod
+    def _known(store: dict, obj: dict) -> bool:
+        """This very version (or a newer one) of the object is already in the view: the watch event
+        of the operator's own write, whose answer was folded already, or a relist of what the
+        watch gave. Checked before parsing: parsing and validating is the costly part. (A deleted
+        and re-created object has a higher resourceVersion: versions are cluster-wide.)"""
+        meta = obj.get("metadata") or {}
+        old = store.get((meta.get("namespace", ""), meta.get("name", "")))
+        return old is not None and old.resource_version > 0 and _rv(obj) <= old.resource_version
+
     def delete_execution(self, namespace: str, name: str) -> None:
         self.executions.pop((namespace, name), None)
         self.missing_config_maps.pop((namespace, name), None)
@@ -122,6 +135,8 @@ class ClusterView:
         self.dirty.add((namespace, name))
 
     def upsert_job(self, obj: dict) -> bool:
+        if self._known(self.jobs, obj):
+            return False
         rec = JobRecord.from_object(obj)
         if rec is None:
             return False

@@ -10,7 +10,7 @@ import sys
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from ..api.common import ANNOTATION_ENVIRONMENTS, API_GROUP, LABEL_ATTEMPT, LABEL_EXECUTION, LABEL_QUEUE
 from ..api.environment import TestEnvironmentSpec, TestEnvironmentStatus
@@ -118,8 +118,40 @@ class ExecutionRecord:
             status = TestExecutionStatus.model_validate(raw_status)
         except ValidationError:
             status = TestExecutionStatus()
+        lighten(spec)
+        lighten(status)
         queue = raw_spec.get("queue") if isinstance(raw_spec.get("queue"), str) else None
         return cls(**common, spec=spec, spec_error=error, status=status, queue=queue)
+
+
+# The one `__pydantic_fields_set__` of every model the view keeps (see `lighten`).
+_UNTRACKED: set[str] = set()
+
+
+def lighten(model: BaseModel | None) -> None:
+    """Points every model in `model` at one shared `__pydantic_fields_set__`.
+
+    pydantic keeps, per model instance, a set of the field names its input gave (728 bytes for
+    six names): with a spec's and a status's nested models (seven conditions) that was half of a
+    waiting execution's record (5,000 queued: about 35 MB). The set serves only `exclude_unset`
+    and `model_fields_set`, which Sluice never uses (`wire()` drops None fields instead; proven
+    equal in tests/unit/test_records_memory.py). Assigning a field still works (pydantic adds
+    its name to the shared set, which then only grows to the models' field names); copies
+    (`model_copy`) get their own set again."""
+    if model is None:
+        return
+    object.__setattr__(model, "__pydantic_fields_set__", _UNTRACKED)
+    for value in model.__dict__.values():
+        if isinstance(value, BaseModel):
+            lighten(value)
+        elif isinstance(value, list):
+            for item in value:
+                if isinstance(item, BaseModel):
+                    lighten(item)
+        elif isinstance(value, dict):
+            for item in value.values():
+                if isinstance(item, BaseModel):
+                    lighten(item)
 
 
 _FINISHED_PLACEHOLDER = TestExecutionStatus()  # replaced at once by the packed status in from_object

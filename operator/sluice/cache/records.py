@@ -7,6 +7,7 @@ observed priority change. Pure parsing: it never indexes, never calls the API.
 from __future__ import annotations
 
 import sys
+import typing
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -141,17 +142,34 @@ def lighten(model: BaseModel | None) -> None:
     if model is None:
         return
     object.__setattr__(model, "__pydantic_fields_set__", _UNTRACKED)
-    for value in model.__dict__.values():
+    values = model.__dict__
+    for name in _nested_fields(type(model)):
+        value = values[name]
         if isinstance(value, BaseModel):
             lighten(value)
-        elif isinstance(value, list):
+        elif isinstance(value, (list, tuple)):
             for item in value:
-                if isinstance(item, BaseModel):
-                    lighten(item)
+                lighten(item) if isinstance(item, BaseModel) else None
         elif isinstance(value, dict):
             for item in value.values():
-                if isinstance(item, BaseModel):
-                    lighten(item)
+                lighten(item) if isinstance(item, BaseModel) else None
+
+
+_NESTED: dict[type, tuple[str, ...]] = {}
+
+
+def _nested_fields(cls: type[BaseModel]) -> tuple[str, ...]:
+    """The fields of `cls` whose type can hold a model (found once per class, from annotations)."""
+    names = _NESTED.get(cls)
+    if names is None:
+        names = _NESTED[cls] = tuple(n for n, f in cls.model_fields.items() if _holds_model(f.annotation))
+    return names
+
+
+def _holds_model(annotation) -> bool:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return True
+    return any(_holds_model(arg) for arg in typing.get_args(annotation))
 
 
 _FINISHED_PLACEHOLDER = TestExecutionStatus()  # replaced at once by the packed status in from_object

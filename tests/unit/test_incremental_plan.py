@@ -40,7 +40,7 @@ class TwinSim(Sim):
 
     def step(self, seconds=0.0):
         self.now = T0 + timedelta(seconds=seconds) if seconds else self.now
-        fresh = Memo(moved_at=copy.deepcopy(self.memo.moved_at), eta_written_at=copy.deepcopy(self.memo.eta_written_at),
+        fresh = Memo(moved_at=copy.deepcopy(self.memo.moved_at), eta_check_at=copy.deepcopy(self.memo.eta_check_at),
                      admissions=copy.deepcopy(self.memo.admissions))
         full = plan(copy.deepcopy(self.view), self.settings, self.now, self.first_seen, fresh)
         p = plan(self.view, self.settings, self.now, self.first_seen, self.memo, dirty=self.view.take_dirty())

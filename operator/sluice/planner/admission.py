@@ -2,13 +2,18 @@
 
 Occupancy is counted from the Jobs the view trusts (see `ClusterView.holds_slots`), never from
 statuses, so a crash between "create Job" and "write status" cannot overshoot a cap. Who goes
-first is `queue.ordering`; who fits is `queue.capacity`; this module turns those answers into
-status writes and Job creates. Pure: never any I/O, never touches the view.
+first is `queue.ordering` (kept sorted between passes by `queue.waitlist`); who fits is
+`queue.capacity`; this module turns those answers into status writes and Job creates, looking
+at a waiter's position and estimate only when they may be due (`_to_look_at`; a full pass looks
+at all). Pure: never any I/O, never touches the view.
 """
 from __future__ import annotations
 
+import heapq
+from bisect import bisect_left
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from itertools import islice
 
 from ..api.effective import effective_spec
 from ..api.execution import Phase
@@ -17,8 +22,9 @@ from ..cache.view import ClusterView, ExecutionRecord, Key
 from ..kube.names import job_name
 from ..kube.render import render_job, render_source_config_map
 from ..queue.capacity import Occupancy, QueueLimits, busy_environments, plan_admissions
-from ..queue.ordering import Candidate, next_promotion, order
-from ..queue.positions import ETA_REWRITE_SECONDS, eta_drifted, position_due, queue_positions
+from ..queue.ordering import Candidate
+from ..queue.positions import NO_ESTIMATE, eta_drifted, eta_recheck_at, position_due
+from ..queue.waitlist import WaitList
 from ..status.transitions import to_queued, to_running, to_terminal
 from .lifecycle import event_for
 from .model import Context, CreateAttempt, Plan, StatusWrite
@@ -132,7 +138,7 @@ def _set_waiting(st, w: Waiting, queued_at: datetime, ctx: Context, generation: 
     st.estimated_start_at = w.eta
 
 
-def _join(new: list[Candidate], per_queue: dict, total: int, positions: dict[Key, int], occ: Occupancy,
+def _join(new: list[Candidate], per_queue: dict, total: int, ranks: "_Ranks", occ: Occupancy,
           ctx: Context, plan: Plan) -> None:
     """New executions join their queue if it has room, oldest first; the rest are rejected."""
     new.sort(key=lambda c: (c.created, c.queued_at, c.name, c.namespace))
@@ -149,123 +155,254 @@ def _join(new: list[Candidate], per_queue: dict, total: int, positions: dict[Key
             continue
         per_queue[c.queue_key] = in_queue + 1
         total += 1
-        _set_waiting(st, _waiting(c, positions[c.key], qspec, occ, ctx), c.queued_at, ctx, rec.generation)
+        w = _waiting(c, ranks.of(c), qspec, occ, ctx)
+        _set_waiting(st, w, c.queued_at, ctx, rec.generation)
         plan.writes.append(StatusWrite(c.key, st, None))  # waiting is not worth an Event each
-        ctx.memo.eta_written_at[c.key] = ctx.now
+        ctx.memo.eta_checked(c.key, c.queue_key, eta_recheck_at(w.eta, ctx.now))
         source = render_source_config_map(rec.namespace, rec.name, rec.uid,
                                           effective_spec(rec.spec, qspec.defaults, ctx.settings))
         if source is not None:
             plan.sources.append((c.key, source))
 
 
-def _queue_or_reject(waiting: list[Candidate], admitted: set[Key], positions: dict[Key, int], occ: Occupancy,
+class _Ranks:
+    """Queue positions this pass: a waiter's place in its queue's sorted list, less the
+    candidates admitted ahead of it (they stay listed until their own change removes them)."""
+
+    def __init__(self, wait: WaitList, admitted: list[Candidate]):
+        self.wait = wait
+        self.admitted: dict[tuple[str, str], list[tuple]] = {}
+        for c in admitted:
+            if c.queued:
+                self.admitted.setdefault(c.queue_key, []).append(wait.sort_keys[c.key])
+        for keys in self.admitted.values():
+            keys.sort()
+
+    def in_queue(self, queue_key: tuple[str, str]) -> int:
+        return len(self.admitted.get(queue_key, ()))
+
+    def ahead(self, c: Candidate) -> int:
+        return bisect_left(self.admitted.get(c.queue_key, ()), self.wait.sort_keys[c.key])
+
+    def of(self, c: Candidate) -> int:
+        return self.wait.index(c) + 1 - self.ahead(c)
+
+    def head(self, queue_key: tuple[str, str], head: int, admitted: set[Key]):
+        """(candidate, position) of the first `head` positions of a queue, in order."""
+        position = 0
+        for c in self.wait.queued_in_order(queue_key):
+            if c.key in admitted:
+                continue
+            position += 1
+            if position > head:
+                return
+            yield c, position
+
+    def every(self, admitted: set[Key]):
+        """(candidate, position) of every queued waiter not admitted: the full pass, O(N)."""
+        for queue_key in self.wait.queues:
+            yield from self.head(queue_key, 10**12, admitted)
+
+
+def _queue_or_reject(admitted: list[Candidate], ranks: _Ranks, occ: Occupancy, touched: set[Key], full: bool,
                      ctx: Context, plan: Plan) -> None:
     """New executions join their queue if it has room; Queued ones get their position."""
+    wait = ctx.memo.wait
+    admitted_keys = {c.key for c in admitted}
     per_queue: dict[tuple[str, str], int] = {}
     total = 0
-    new: list[Candidate] = []
-    queued: list[tuple[Candidate, ExecutionRecord]] = []  # in admission order
-    executions = ctx.view.executions
-    for c in waiting:
-        if not c.queued or c.key in admitted:
-            continue
-        rec = executions[c.key]
-        if rec.status.phase is Phase.Queued:
-            per_queue[c.queue_key] = per_queue.get(c.queue_key, 0) + 1
-            total += 1
-            queued.append((c, rec))
-        else:
-            new.append(c)
-    _join(new, per_queue, total, positions, occ, ctx, plan)
-    _update_positions(queued, positions, occ, ctx, plan)
+    for qk, q in wait.queues.items():
+        per_queue[qk] = len(q.queued) - len(q.new)
+        total += per_queue[qk]
+    for c in admitted:
+        if c.queued and c.key not in wait.queues[c.queue_key].new:
+            per_queue[c.queue_key] -= 1
+            total -= 1
+    new = [wait.candidates[k] for q in wait.queues.values() for k in q.new if k not in admitted_keys]
+    _join(new, per_queue, total, ranks, occ, ctx, plan)
+    _update_positions(admitted_keys, ranks, occ, touched, full, ctx, plan)
 
 
-def _due(c: Candidate, rec: ExecutionRecord, rank: int, qspec: TestQueueSpec, ctx: Context,
-         eta_cutoff: datetime) -> datetime | None:
+def _due(c: Candidate, rec: ExecutionRecord, rank: int, qspec: TestQueueSpec, ctx: Context) -> datetime | None:
     """When this waiter's status must be rewritten (position promise, a pause, a far-off estimate).
 
-    Runs for every waiter on every pass: the common case (true position, no pause change, an
-    estimate checked recently) returns after a few comparisons.
+    The same rule for every waiter looked at, whether a full pass looks at all of them or an
+    incremental one at those `_to_look_at` names. When its rank first moved is kept only for a
+    written position in the head (those are looked at every pass, so that time is exact). A
+    deep written position is judged by a factor of 2 alone, so leaving it alone costs nothing;
+    when the true rank reaches the head it is rewritten at once, since nobody timed how long
+    the deep value has been stale.
     """
-    memo, now, st = ctx.memo, ctx.now, rec.status
-    written, key = st.queue_position, c.key
-    if written == rank:
-        if key in memo.moved_at:
-            del memo.moved_at[key]
-        due = None
+    memo, now, st, key = ctx.memo, ctx.now, rec.status, c.key
+    written, head, lag = st.queue_position, ctx.settings.position_head, ctx.settings.position_head_lag_seconds
+    if written is not None and written <= head and written != rank:
+        due = position_due(rank, written, memo.moved_at.setdefault(key, now), now, head, lag)
     else:
-        due = position_due(rank, written, memo.moved_at.setdefault(key, now), now, ctx.settings.position_head,
-                           ctx.settings.position_head_lag_seconds)
+        memo.moved_at.pop(key, None)
+        if written == rank:
+            due = None
+        elif written is None or rank <= head:
+            due = now
+        else:
+            due = position_due(rank, written, now, now, head, lag)
     if qspec.paused != (st.reason == "QueuePaused"):
         return now
     if due is None and not qspec.paused:
-        last = memo.eta_written_at.get(key)  # when its estimate was last written or found good
-        if last is None or last <= eta_cutoff:
+        check = memo.eta_check_at.get(key)
+        if check is None or check <= now or (check == NO_ESTIMATE and ctx.has_estimates(c.queue_key)):
             eta = ctx.estimate(c.queue_key, rank)
             if eta_drifted(eta, st.estimated_start_at, now):
                 return now
-            memo.eta_written_at[key] = now  # checked: look again in ETA_REWRITE_SECONDS
+            memo.eta_checked(key, c.queue_key, eta_recheck_at(eta, now))  # checked: look again then
     return due
 
 
-def _update_positions(queued: list[tuple[Candidate, ExecutionRecord]], positions: dict[Key, int],
-                      occ: Occupancy, ctx: Context, plan: Plan) -> None:
+def _to_look_at(admitted: set[Key], ranks: _Ranks, touched: set[Key], ctx: Context):
+    """(candidate, position) of every waiter whose status may be due for a rewrite this pass:
+    those that changed, the head of each queue, those the head promise is timing, those whose
+    written position is in the head, those whose rank may have halved or doubled, those whose
+    estimate is to be checked, and those left over by the last pass's write budget."""
+    memo, wait, head = ctx.memo, ctx.memo.wait, ctx.settings.position_head
+    seen: set[Key] = set()
+    for qk in wait.queues:
+        for c, position in ranks.head(qk, head, admitted):
+            seen.add(c.key)
+            yield c, position
+    keys = touched | wait.low_written | memo.moved_at.keys() | wait.rechecks_due(ctx.now)
+    for qk in [qk for qk, waiting in memo.no_estimate.items() if waiting and ctx.has_estimates(qk)]:
+        keys |= memo.no_estimate.pop(qk)  # the queue has an estimate now: theirs may be written
+    for qk in wait.queues:
+        keys |= wait.rank_may_be_due(qk, ranks.in_queue(qk))
+    for key in keys - seen - admitted:
+        c = wait.candidates.get(key)
+        if c is not None and c.queued:
+            yield c, ranks.of(c)
+
+
+def _evaluate(c: Candidate, position: int, specs: dict, ranks: _Ranks, ctx: Context, full: bool):
+    """`_due` of one waiter, and when to look at it again; (when, position, sort key, c, rec)
+    when it has a rewrite due (now or later), else None."""
+    memo, wait = ctx.memo, ctx.memo.wait
+    rec = ctx.view.executions[c.key]
+    qspec = specs.get(c.queue_key)
+    if qspec is None:
+        qspec = specs[c.queue_key] = _qspec(ctx, c)
+    when = _due(c, rec, position, qspec, ctx)
+    written = rec.status.queue_position
+    if written is not None and written > ctx.settings.position_head:
+        wait.watch_rank(c, position, ranks.ahead(c), ranks.in_queue(c.queue_key), written)
+    if full and not qspec.paused and c.key in memo.eta_check_at:
+        memo.watch_estimate(c.key, c.queue_key)
+    return None if when is None else (when, position, wait.sort_keys[c.key], c, rec)
+
+
+def _backlog_due(admitted: set[Key], ranks: _Ranks, specs: dict, ctx: Context, gone: list[Key]):
+    """The backlog's waiters still due, in (now, position) order, looked at lazily: a waiter is
+    evaluated only when the merge reaches it. Those found gone or no longer due go to `gone`."""
+    memo, wait = ctx.memo, ctx.memo.wait
+    heads = []
+    for qk, keys in memo.carry.in_queue_order():
+        q = wait.queues.get(qk)
+        for key in keys:
+            c = wait.candidates.get(key)
+            if c is None or q is None or key in q.new or c.queue_key != qk:
+                gone.append(key)
+                continue
+            if key in admitted:
+                continue  # admitted this pass: kept, in case its start fails
+            heads.append((ranks.of(c), wait.sort_keys[key], c, keys))
+            break
+    heapq.heapify(heads)
+    while heads:
+        position, sort_key, c, keys = heads[0]
+        found = _evaluate(c, position, specs, ranks, ctx, False)
+        if found is None:
+            gone.append(c.key)
+        else:
+            yield found
+        for key in keys:  # the next waiter of the same queue
+            nxt = wait.candidates.get(key)
+            q = wait.queues.get(c.queue_key)
+            if nxt is None or q is None or key in q.new or nxt.queue_key != c.queue_key:
+                gone.append(key)
+                continue
+            if key in admitted:
+                continue
+            heapq.heapreplace(heads, (ranks.of(nxt), wait.sort_keys[key], nxt, keys))
+            break
+        else:
+            heapq.heappop(heads)
+
+
+def _update_positions(admitted: set[Key], ranks: _Ranks, occ: Occupancy, touched: set[Key], full: bool,
+                      ctx: Context, plan: Plan) -> None:
     """Rewrites the waiters whose promise falls due, most urgent first, within the write budget.
 
-    Runs over every waiter on every pass, so the common case (nothing due) is checked first.
+    A full pass looks at every waiter (O(N)); an incremental one only at `_to_look_at`'s and,
+    lazily, at the front of the backlog the budget left (`memo.carry`), and decides the same:
+    every other waiter's `_due` is None and changes nothing (what
+    `tests/unit/test_incremental_waitlist.py` holds on random histories).
     """
-    due: list[tuple[datetime, Candidate, ExecutionRecord]] = []
+    memo, wait, now, head = ctx.memo, ctx.memo.wait, ctx.now, ctx.settings.position_head
+    looked: list[tuple[datetime, int, tuple, Candidate, ExecutionRecord]] = []
     specs: dict[tuple[str, str], TestQueueSpec] = {}
-    eta_cutoff = ctx.now - timedelta(seconds=ETA_REWRITE_SECONDS)
-    for c, rec in queued:
-        qspec = specs.get(c.queue_key)
-        if qspec is None:
-            qspec = specs[c.queue_key] = _qspec(ctx, c)
-        when = _due(c, rec, positions[c.key], qspec, ctx, eta_cutoff)
-        if when is None:
+    for c, position in (ranks.every(admitted) if full else _to_look_at(admitted, ranks, touched, ctx)):
+        if c.key in wait.queues[c.queue_key].new:
+            continue  # joins this pass (`_join`)
+        memo.carry.discard(c.key)
+        found = _evaluate(c, position, specs, ranks, ctx, full)
+        if found is None:
             continue
-        if when > ctx.now:
-            plan.wake(when)
+        if found[0] > now:
+            plan.wake(found[0])
         else:
-            due.append((when, c, rec))
-    due.sort(key=lambda d: (d[0], positions[d[1].key]))
-    for _, c, rec in due[: ctx.position_budget]:
+            looked.append(found)
+    looked.sort(key=lambda d: d[:3])
+    gone: list[Key] = []
+    due = heapq.merge(looked, _backlog_due(admitted, ranks, specs, ctx, gone), key=lambda d: d[:3])
+    written: set[Key] = set()
+    for _, position, _, c, rec in islice(due, ctx.position_budget):
+        written.add(c.key)
         st = rec.status.model_copy(deep=True)
-        _set_waiting(st, _waiting(c, positions[c.key], _qspec(ctx, c), occ, ctx), c.queued_at, ctx,
-                     rec.generation)
+        w = _waiting(c, position, _qspec(ctx, c), occ, ctx)
+        _set_waiting(st, w, c.queued_at, ctx, rec.generation)
         plan.writes.append(StatusWrite(c.key, st, None))
-        ctx.memo.moved_at.pop(c.key, None)
-        ctx.memo.eta_written_at[c.key] = ctx.now
-    plan.position_writes = min(len(due), ctx.position_budget)
-    if len(due) > ctx.position_budget:
-        plan.wake(ctx.now + timedelta(seconds=1.0 / ctx.settings.position_writes_per_second))
+        plan.position_writes += 1
+        memo.moved_at.pop(c.key, None)
+        memo.eta_checked(c.key, c.queue_key, eta_recheck_at(w.eta, now))
+        if position > head:
+            wait.watch_rank(c, position, ranks.ahead(c), ranks.in_queue(c.queue_key), position)
+    if next(due, None) is not None:  # more is due than the budget allows: the rest goes first next time
+        plan.wake(now + timedelta(seconds=1.0 / ctx.settings.position_writes_per_second))
+    for key in written.union(gone):  # only now: the merge above reads the backlog lazily
+        memo.carry.discard(key)
+    for _, _, sort_key, c, _ in looked:
+        if c.key not in written:
+            memo.carry.add(c.key, c.queue_key, sort_key)
 
 
-def admit_and_queue(waiting: list[Candidate], ctx: Context, plan: Plan) -> None:
-    """Orders the candidates, starts those that fit, queues or rejects the new, moves positions."""
-    view, now = ctx.view, ctx.now
-    aging = {k: q.spec.aging_seconds for k, q in view.queues.items()}
-    ordered = order(waiting, now, aging)
+def admit_and_queue(ctx: Context, plan: Plan, touched: set[Key], full: bool) -> None:
+    """Starts the candidates that fit, in admission order; queues or rejects the new; moves positions.
+
+    The candidates are `ctx.memo.wait`, kept sorted between passes: admission walks them in
+    order only until the caps stop it (a queue that cannot admit more is skipped whole).
+    """
+    view, now, wait = ctx.view, ctx.now, ctx.memo.wait
     limits: dict[tuple[str, str], QueueLimits] = {}
-    for c in ordered:
-        if c.queue_key not in limits:
-            qspec = _qspec(ctx, c)
-            limits[c.queue_key] = QueueLimits(qspec.running_capacity, qspec.paused,
-                                              strict=qspec.admission == "StrictFIFO")
+    for qk in wait.queues:
+        qspec = ctx.queue_spec(*qk) or TestQueueSpec()
+        limits[qk] = QueueLimits(qspec.running_capacity, qspec.paused, strict=qspec.admission == "StrictFIFO")
     occ = occupancy(view)
     reserve_after = timedelta(seconds=ctx.settings.best_effort_reserve_seconds)
-    admitted = plan_admissions(ordered, occ, ctx.settings.running_capacity, limits,
+    blocked: set[tuple[str, str]] = set()
+    admitted = plan_admissions(wait.in_order(blocked), occ, ctx.settings.running_capacity, limits,
                                _per_pass(ctx, "caps", environment_capacity),
-                               holds=lambda c: now - c.queued_at >= reserve_after)
+                               holds=lambda c: now - c.queued_at >= reserve_after, blocked=blocked)
     for c in admitted:
         _admit(c, ctx, plan)
         ctx.memo.admission_rate(c.queue_key).admitted(now)
-    admitted_keys = {c.key for c in admitted}
-    plan.waiting = len(ordered) - len(admitted)
-    positions = queue_positions(ordered, admitted_keys)
-    _queue_or_reject(ordered, admitted_keys, positions, occ, ctx, plan)
-    for c in ordered if any(aging.values()) else ():
-        if c.key not in admitted_keys:
-            seconds = next_promotion(c, now, aging.get(c.queue_key, 0))
-            if seconds is not None:
-                plan.wake(now + timedelta(seconds=seconds))
+    plan.waiting = len(wait) - len(admitted)
+    _queue_or_reject(admitted, _Ranks(wait, admitted), occ, touched, full, ctx, plan)
+    promotion = wait.next_promotion()
+    if promotion is not None:
+        plan.wake(promotion)

@@ -13,7 +13,8 @@ from ..api.queue import TestQueueSpec
 from ..api.settings import Settings
 from ..cache.view import ClusterView, JobRecord, Key
 from ..queue.ordering import Candidate
-from ..queue.positions import AdmissionRate
+from ..queue.positions import NO_ESTIMATE, AdmissionRate
+from ..queue.waitlist import Backlog, WaitList
 
 
 @dataclass
@@ -62,23 +63,46 @@ class Memo:
     the pacing of positions and estimates (see `queue.positions`), kept across full passes.
     """
 
-    waiting: dict[Key, Candidate] = field(default_factory=dict)
+    wait: WaitList = field(default_factory=WaitList)  # the candidates, per queue in admission order
     timers: dict[Key, datetime] = field(default_factory=dict)  # earliest re-step per execution
     heap: list[tuple[datetime, Key]] = field(default_factory=list)
     moved_at: dict[Key, datetime] = field(default_factory=dict)  # when the rank first left the written one
-    eta_written_at: dict[Key, datetime] = field(default_factory=dict)  # or last found still good
+    eta_check_at: dict[Key, datetime] = field(default_factory=dict)  # when its estimate is next checked
     admissions: dict[tuple[str, str], AdmissionRate] = field(default_factory=dict)  # per queue
+    # per queue, the waiters whose estimate is checked again once the queue has one (NO_ESTIMATE)
+    no_estimate: dict[tuple[str, str], set[Key]] = field(default_factory=dict)
+    carry: Backlog = field(default_factory=Backlog)  # due, but past the last passes' write budget
     full_pending: bool = True
+
+    @property
+    def waiting(self) -> dict[Key, Candidate]:
+        return self.wait.candidates
 
     def full(self) -> None:
         self.full_pending = True
 
     def forget(self, key: Key) -> None:
         """The execution is gone: drop what was kept for it."""
-        self.waiting.pop(key, None)
+        self.wait.remove(key)
         self.timers.pop(key, None)
         self.moved_at.pop(key, None)
-        self.eta_written_at.pop(key, None)
+        self.eta_check_at.pop(key, None)
+        self.carry.discard(key)
+        for keys in self.no_estimate.values():
+            keys.discard(key)
+
+    def eta_checked(self, key: Key, queue_key: tuple[str, str], again_at: datetime) -> None:
+        """Its estimate was written or found good: check it again at `again_at`."""
+        self.eta_check_at[key] = again_at
+        self.watch_estimate(key, queue_key)
+
+    def watch_estimate(self, key: Key, queue_key: tuple[str, str]) -> None:
+        """Have the pass that reaches its `eta_check_at` look at it (`queue.waitlist`)."""
+        again_at = self.eta_check_at[key]
+        if again_at == NO_ESTIMATE:
+            self.no_estimate.setdefault(queue_key, set()).add(key)
+        else:
+            self.wait.recheck(key, again_at)
 
     def admission_rate(self, queue_key: tuple[str, str]) -> AdmissionRate:
         rate = self.admissions.get(queue_key)
@@ -116,6 +140,10 @@ class Context:
     _default_queue: TestQueueSpec | None = None
     _estimates: dict = field(default_factory=dict)  # (queue key, rank) -> estimate, for this pass
     per_pass: dict = field(default_factory=dict)  # values derived once per pass (admission's caches)
+
+    def has_estimates(self, queue_key: tuple[str, str]) -> bool:
+        """Whether the queue measured enough admissions to estimate starts."""
+        return self.memo.admission_rate(queue_key).cadence(self.now) is not None
 
     def estimate(self, queue_key: tuple[str, str], rank: int) -> datetime | None:
         """The queue's start estimate for `rank`, computed once per pass."""

@@ -7,9 +7,14 @@ plan out (through `cache.assumptions.apply_plan`, which the tests' simulator use
 
 Incremental like the Job controller's work queue: with a `Memo`, a pass re-steps only the
 executions it is told changed (`dirty`) or whose timer fell due, and keeps the others'
-candidates from before; the queue-wide part (order, capacity, positions) is still computed
-over every waiter. Stepping is a pure function of the view and the clock, so the result is the
-same as a full pass; `tests/unit/test_incremental_plan.py` runs both side by side to hold that.
+candidates from before, sorted per queue (`queue.waitlist`); the queue-wide part walks them in
+order only until the caps stop admission, and looks at a waiter's position and estimate only
+when they may be due (`admission`). So a pass costs what changed, what is admitted and the
+position write budget, plus O(log N) per waiter touched, not O(N). A full pass (the first, and
+whenever the dispatcher asks with `memo.full()`) re-steps and looks at every waiter: O(N).
+Stepping is a pure function of the view and the clock, so the result is the same as a full
+pass; `tests/unit/test_incremental_plan.py` and `test_incremental_waitlist.py` run both side by
+side to hold that.
 
 Pure: no I/O, the clock is an argument. `plan()` reads the view and never changes it; the only
 state it advances is the `Memo` it is handed (its own between-pass memory).
@@ -18,10 +23,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from ..api.execution import Phase
 from ..api.settings import Settings
 from ..cache.view import ClusterView, Key
 from .admission import admit_and_queue
 from .lifecycle import step_execution
+from ..queue.waitlist import Backlog, WaitList
 from .model import Context, Memo, Plan
 
 
@@ -36,20 +43,35 @@ def plan(view: ClusterView, settings: Settings, now: datetime, first_seen: dict[
     ctx = Context(view, settings, now, first_seen, memo, position_budget)
     result = Plan()
     keys = set(dirty or ())
-    if memo.full_pending:
+    full = memo.full_pending
+    if full:
         memo.full_pending = False
-        memo.waiting.clear()
+        memo.wait = WaitList()
+        memo.carry = Backlog()
+        memo.no_estimate = {}
         keys |= view.active
     keys |= memo.due(now)
+    head = settings.position_head
+
+    def add(c, aging: int) -> None:
+        rec = view.executions[c.key]
+        memo.wait.add(c, now, aging, rec.status.phase is Phase.Queued, rec.status.queue_position, head)
+
     for key in keys:
-        memo.waiting.pop(key, None)
         rec = view.executions.get(key)
-        if rec is None or key not in view.active:
-            continue
-        candidate = step_execution(rec, ctx, result)
-        if candidate is not None:
-            memo.waiting[key] = candidate
+        candidate = step_execution(rec, ctx, result) if rec is not None and key in view.active else None
+        if candidate is None:
+            memo.wait.remove(key)
+        else:
+            add(candidate, _aging(view, candidate))  # in place when its order did not change
+    promoted: set = set()
+    memo.wait.promote(now, lambda c, aging: (promoted.add(c.key), add(c, aging)))
     if memo.heap:
         result.wake(memo.heap[0][0])
-    admit_and_queue(list(memo.waiting.values()), ctx, result)
+    admit_and_queue(ctx, result, keys | promoted, full)
     return result
+
+
+def _aging(view: ClusterView, c) -> int:
+    q = view.queues.get(c.queue_key)
+    return q.spec.aging_seconds if q is not None else 0

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Callable
+from typing import Callable, Iterable
 
 from .ordering import Candidate
 
@@ -63,21 +63,23 @@ def busy_environments(c: Candidate, occupancy: Occupancy, env_capacity: dict[str
 
 
 def plan_admissions(
-    ordered: list[Candidate],
+    ordered: Iterable[Candidate],
     occupancy: Occupancy,
     global_capacity: int,
     limits: dict[QueueKey, QueueLimits],
     env_capacity: dict[str, int] | None = None,
     holds: Callable[[Candidate], bool] | None = None,
+    blocked: set[QueueKey] | None = None,
 ) -> list[Candidate]:
     """The candidates to start now, in order. `occupancy` is updated with what they take.
 
     `holds(c)`: whether a BestEffortFIFO candidate that cannot start has waited long enough to
-    hold what it waits for (default: always, i.e. StrictFIFO everywhere).
+    hold what it waits for (default: always, i.e. StrictFIFO everywhere). `blocked` receives
+    the queues that admit nobody more this pass: a lazy `ordered` (`queue.waitlist`) skips them.
     """
     env_capacity = env_capacity or {}
     admitted: list[Candidate] = []
-    blocked: set[QueueKey] = set()
+    blocked = blocked if blocked is not None else set()
     reserved: set[str] = set()  # environments held for a candidate ahead
     for c in ordered:
         if occupancy.used >= global_capacity:

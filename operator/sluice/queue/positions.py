@@ -10,13 +10,17 @@ every rank change would cost O(queue) writes per admission. Instead:
 
 `status.estimatedStartAt` comes from the queue's measured admissions: how many start per burst
 and how far apart bursts are, so rank r starts ceil(r / per-burst) bursts after the last one. It rides along with position writes, and is rewritten on its
-own only when it drifted by more than a quarter of the remaining wait (and 5 s). Pure.
+own only when it drifted by more than a quarter of the remaining wait (and 5 s). It is checked
+at most every 10 s, and a far one only every eighth of its remaining wait (`eta_recheck_at`): a
+quarter cannot drift past unseen for long, and a waiter costs O(log wait) checks over its wait
+instead of one every 10 s; one without an estimate (its queue measured no admissions yet) is
+checked again once its queue has one. Pure.
 """
 from __future__ import annotations
 
 import math
 from collections import deque
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 from .ordering import Candidate
 
@@ -25,6 +29,8 @@ ADMISSIONS_REMEMBERED = 64  # per queue, for its admission rate
 ETA_DRIFT = 0.25  # an estimate this far off (as a share of the remaining wait) is rewritten
 ETA_DRIFT_FLOOR_SECONDS = 5.0
 ETA_REWRITE_SECONDS = 10.0  # least time between two estimate-only rewrites of one execution
+NO_ESTIMATE = datetime.max.replace(tzinfo=timezone.utc)  # "check again once the queue has an estimate"
+ETA_RECHECK_SHARE = ETA_DRIFT / 2  # a written or checked estimate is looked at again after this share of its wait
 
 
 def queue_positions(ordered: list[Candidate], admitted: set[tuple[str, str]]) -> dict[tuple[str, str], int]:
@@ -109,3 +115,12 @@ def eta_drifted(new: datetime | None, written: datetime | None, now: datetime) -
         return new is not None and written is None
     remaining = max((new - now).total_seconds(), 0.0)
     return abs((new - written).total_seconds()) > max(ETA_DRIFT * remaining, ETA_DRIFT_FLOOR_SECONDS)
+
+
+def eta_recheck_at(eta: datetime | None, now: datetime) -> datetime:
+    """When an estimate written or found good now is next worth checking for drift; NO_ESTIMATE
+    when there is none (its queue has measured no admissions): then when the queue has one."""
+    if eta is None:
+        return NO_ESTIMATE
+    remaining = max((eta - now).total_seconds(), 0.0)
+    return now + timedelta(seconds=max(ETA_REWRITE_SECONDS, ETA_RECHECK_SHARE * remaining))

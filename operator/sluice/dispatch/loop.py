@@ -35,6 +35,9 @@ from ..kube.relist import relist
 log = logging.getLogger("sluice.dispatch")
 
 FULL_PASS_SECONDS = 10.0  # a full planner pass this often: the safety net under dirty marks
+# ... but never more CPU than this share for it: a full pass is O(waiting) (planner/plan.py), an
+# incremental one is not; at 50,000 waiting (~2-4 s of CPU) it comes every 40-80 s instead
+FULL_PASS_CPU_SHARE = 0.05
 MIN_PASS_GAP_SECONDS = 0.05
 # a priority change the webhook told this long ago (before the watch brought it) is not told again
 PRIORITY_EVENT_WINDOW_SECONDS = 30.0
@@ -294,11 +297,15 @@ class Dispatcher:
 
     def pass_once(self) -> datetime | None:
         budget = self._position_budget()
-        if time.monotonic() >= self.full_pass_at:
+        full = time.monotonic() >= self.full_pass_at
+        if full:
             self.memo.full()
-            self.full_pass_at = time.monotonic() + FULL_PASS_SECONDS
+        began = time.process_time()
         result = plan(self.view, self.settings, _now(), self.first_seen, self.memo,
                       dirty=self.view.take_dirty(), position_budget=budget)
+        if full:
+            spent = time.process_time() - began
+            self.full_pass_at = time.monotonic() + max(FULL_PASS_SECONDS, spent / FULL_PASS_CPU_SHARE)
         self.position_tokens -= result.position_writes
         self.act.carry_out(A.apply_plan(self.view, result, self.assumed))
         if self.metrics:

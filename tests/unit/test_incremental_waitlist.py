@@ -11,6 +11,7 @@ positions are also checked against the plain definitions (`queue.ordering.order`
 `queue.positions.queue_positions`).
 """
 import copy
+import importlib
 import json
 import random
 from datetime import timedelta
@@ -194,3 +195,22 @@ def test_deep_waiters_are_looked_at_only_when_their_position_may_be_due():
     # one admission moves every rank by one: the head ranks' promise is timed (a wake), the deep
     # ones wait until their rank halves, so only the few whose rank just halved are rewritten
     assert len(p.writes) < 20 and p.wake_at is not None
+
+
+def test_a_pass_that_fails_midway_makes_the_next_one_full(monkeypatch):
+    """The dirty marks are taken and the memo may be half updated: the next pass starts afresh."""
+    plan_module = importlib.import_module("sluice.planner.plan")  # the package re-exports `plan` the function
+
+    sim = Sim()
+    for i in range(5):
+        sim.add(execution(f"e{i}", created=i))
+    sim.step()
+    assert not sim.memo.full_pending
+
+    def boom(*args):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(plan_module, "admit_and_queue", boom)
+    with pytest.raises(RuntimeError):
+        sim.step(1)
+    assert sim.memo.full_pending

@@ -40,6 +40,15 @@ def plan(view: ClusterView, settings: Settings, now: datetime, first_seen: dict[
     stepped; otherwise only those in `dirty` or whose timer is due.
     """
     memo = memo if memo is not None else Memo()
+    try:
+        return _plan(view, settings, now, first_seen, memo, dirty, position_budget)
+    except BaseException:
+        memo.full()  # the memo may be half updated and the dirty marks are taken: start afresh
+        raise
+
+
+def _plan(view: ClusterView, settings: Settings, now: datetime, first_seen: dict[Key, datetime], memo: Memo,
+          dirty: set[Key] | None, position_budget: int) -> Plan:
     ctx = Context(view, settings, now, first_seen, memo, position_budget)
     result = Plan()
     keys = set(dirty or ())

@@ -47,6 +47,9 @@ class ClusterView:
     namespace_labels: dict[str, dict[str, str]] = field(default_factory=dict)  # for namespaceSelectors
     # True once environments and namespaces were listed: only then is "missing" an answer
     environments_listed: bool = False
+    # False while a start's finished executions are still being listed (kube.watch backfill):
+    # queue totals and retention wait for them, dispatching does not
+    history_listed: bool = True
 
     def take_priority_changes(self) -> list[PriorityChange]:
         """The priority changes seen since the last call (each reported once)."""

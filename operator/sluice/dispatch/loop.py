@@ -218,6 +218,7 @@ class Dispatcher:
         if self.metrics:
             self.metrics.watch_api(self.kube)  # sluice_api_errors_total
         self.streams = hot_streams(self.kube, self.settings.watch_namespaces, self)
+        self.view.history_listed = False
         stream_tasks = [asyncio.create_task(s.run(), name=f"watch {s.path}") for s in self.streams]
         try:
             await self._run(stream_tasks)
@@ -231,6 +232,7 @@ class Dispatcher:
         self.memo.full()
         release_memory()
         self.ready = True
+        self._spawn(self._history_listed())
         log.info("view rebuilt: %d executions, %d jobs, %d queues",
                  len(self.view.executions), len(self.view.jobs), len(self.view.queues))
         next_resync = time.monotonic() + self.settings.resync_seconds
@@ -264,6 +266,13 @@ class Dispatcher:
             # than about a third of the loop, however large the view (halves the operator CPU
             # of bench/dispatch.py against a gap of `spent`, at no cost in latency).
             await asyncio.sleep(max(MIN_PASS_GAP_SECONDS, 2 * spent))
+
+    async def _history_listed(self) -> None:
+        await asyncio.gather(*(s.backfilled.wait() for s in self.streams))
+        self.view.history_listed = True
+        log.info("history listed: %d executions", len(self.view.executions))
+        release_memory()
+        self.wake()
 
     async def _sleep_until(self, next_resync: float, wake_at: datetime | None) -> None:
         timeout = max(0.0, next_resync - time.monotonic())

@@ -94,6 +94,8 @@ class QueueStatusWriter:
 
     def after_pass(self, view: ClusterView, now: datetime) -> datetime | None:
         """Writes what changed and retires what the limits say, or returns when it may next."""
+        if not view.history_listed:  # totals and retention over part of the history would be wrong
+            return None  # the dispatcher wakes the loop when the backfill is in
         interval = timedelta(seconds=self.settings.queue_status_interval_seconds)
         gap = min(interval, BACKLOG_GAP) if self.backlog else interval
         if self.last_at is not None and now - self.last_at < gap:

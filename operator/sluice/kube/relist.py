@@ -11,7 +11,7 @@ import asyncio
 import logging
 from typing import Callable, Collection
 
-from .client import Kube, all_namespaces
+from .client import ApiError, Kube, all_namespaces
 
 log = logging.getLogger("sluice.dispatch")
 
@@ -20,9 +20,11 @@ LIST_RETRY_SECONDS = 2.0
 
 
 async def relist(kube: Kube, path: str, ns: str | None, store: dict, handler: Callable[[str, dict], None],
-                 params: dict | None = None, protect: Callable[[], Collection[Key]] | None = None) -> str:
-    """Feeds every listed object to `handler` as MODIFIED, then the missing ones as DELETED;
-    returns the list's resourceVersion (where a watch continues from)."""
+                 params: dict | None = None, protect: Callable[[], Collection[Key]] | None = None,
+                 drop: bool = True) -> str:
+    """Feeds every listed object to `handler` as MODIFIED, then (with `drop`) the missing ones as
+    DELETED; returns the list's resourceVersion (where a watch continues from). A 400 (a selector
+    this API server does not support) is raised; anything else is listed again."""
     url = path if ns else all_namespaces(path)
     while True:
         seen: set[Key] = set()
@@ -35,6 +37,11 @@ async def relist(kube: Kube, path: str, ns: str | None, store: dict, handler: Ca
                     handler("MODIFIED", obj)
                 del items
             break
+        except ApiError as exc:
+            if exc.status == 400:
+                raise
+            log.warning("list %s failed (%s); retrying", url, exc)
+            await asyncio.sleep(LIST_RETRY_SECONDS)
         except Exception as exc:  # an expired continue token or the API away: list again
             log.warning("list %s failed (%s); retrying", url, exc)
             await asyncio.sleep(LIST_RETRY_SECONDS)
@@ -42,6 +49,8 @@ async def relist(kube: Kube, path: str, ns: str | None, store: dict, handler: Ca
         list_rv = int(rv)
     except ValueError:
         list_rv = 0
+    if not drop:
+        return rv
     protected = protect() if protect else ()  # read after the list: creates begun meanwhile count
     for key in [k for k in store if k not in seen and (ns is None or k[0] == ns)]:
         if key in protected:

@@ -12,13 +12,20 @@ and drops what vanished), then watch from the list's resourceVersion with bookma
 stream resumes from the last resourceVersion seen; `410 Gone` (the version was compacted away)
 lists again. An API server that is away is retried with a capped backoff, never given up.
 
+Readiness need not wait for everything: with `ready_selector` the first list is only what
+dispatching needs (for executions: the unfinished ones), the watch starts from it at once, and
+the rest (`rest_selectors`, whose union with it is everything: the finished executions, phase by
+phase) is listed in the background; `backfilled` is set when it is in. An object the watch saw
+deleted meanwhile is not brought back by an older page of the backfill (tombstones). An API
+server without that field selector (400) gets the plain full list.
+
 It never writes and never decides: a handler gets ("ADDED" | "MODIFIED" | "DELETED", object).
 """
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Callable, Collection
+from typing import Callable, Collection, Sequence
 
 import aiohttp
 import orjson
@@ -47,7 +54,8 @@ class WatchStream:
     `relist()` may also be called from outside (on becoming the leader)."""
 
     def __init__(self, kube: Kube, path: str, namespace: str | None, store: dict, handler: Handler,
-                 params: dict | None = None, protect: Callable[[], Collection[Key]] | None = None):
+                 params: dict | None = None, protect: Callable[[], Collection[Key]] | None = None,
+                 ready_selector: str | None = None, rest_selectors: Sequence[str] = ()):
         self.kube, self.namespace, self.store, self.handler = kube, namespace, store, handler
         self.path = path if namespace else all_namespaces(path)
         self.list_path = path  # relist takes the namespaced template and its namespace
@@ -55,18 +63,77 @@ class WatchStream:
         self.listed = asyncio.Event()
         self.resource_version = ""
         self.relists = 0
+        self.ready_selector, self.rest_selectors = ready_selector, list(rest_selectors)
+        self.backfilled = asyncio.Event()
+        self.tombstones: dict[Key, int] | None = None  # while backfilling: deleted key -> its version
+        self.backfill_task: asyncio.Task | None = None
 
-    async def relist(self) -> str:
+    async def relist(self, full: bool = False) -> str:
         """Lists into the view (and drops what vanished); returns the list's resourceVersion. Called
-        from outside it leaves the watch alone: the watch is continuous, at most it replays."""
+        from outside (on becoming the leader) it leaves the watch alone: the watch is continuous,
+        so with a `ready_selector` only that part is read again and nothing is dropped; `full`
+        (after a 410: the watch missed events) reads and drops over everything."""
+        if self.ready_selector and self.listed.is_set() and not full:
+            try:
+                return await self._list(self.ready_selector, self.handler, drop=False)
+            except ApiError:
+                pass
         rv = await relist(self.kube, self.list_path, self.namespace, self.store, self.handler, self.params,
                           protect=self.protect)
         self.relists += 1
         self.listed.set()
+        self.backfilled.set()
         return rv
 
+    async def _list(self, selector: str, handler: Handler, drop: bool) -> str:
+        params = dict(self.params, fieldSelector=selector)
+        return await relist(self.kube, self.list_path, self.namespace, self.store, handler, params,
+                            protect=self.protect, drop=drop)
+
+    async def _first_list(self) -> str:
+        if self.ready_selector:
+            try:
+                rv = await self._list(self.ready_selector, self.handler, drop=False)
+            except ApiError as exc:
+                log.warning("list %s with fieldSelector %s refused (%s): listing everything before ready",
+                            self.path, self.ready_selector, exc.text[:200])
+            else:
+                self.relists += 1
+                self.listed.set()
+                self.tombstones = {}
+                self.backfill_task = asyncio.create_task(self._backfill(), name=f"backfill {self.path}")
+                return rv
+        return await self.relist()
+
+    async def _backfill(self) -> None:
+        try:
+            for selector in self.rest_selectors:
+                await self._list(selector, self._backfilled_object, drop=False)
+        except ApiError as exc:  # a selector refused: the rest comes in one full list
+            log.warning("backfill of %s refused (%s): listing everything", self.path, exc.text[:200])
+            await relist(self.kube, self.list_path, self.namespace, self.store, self._backfilled_object,
+                         self.params, protect=self.protect, drop=False)
+        finally:
+            self.tombstones = None
+        self.backfilled.set()
+        log.info("watch %s: backfill done", self.path)
+
+    def _backfilled_object(self, kind: str, obj: dict) -> None:
+        meta = obj.get("metadata") or {}
+        gone = (self.tombstones or {}).get((meta.get("namespace", ""), meta.get("name", "")))
+        if gone is not None and _version(obj) <= gone:
+            return  # deleted since this page was read: do not bring it back
+        self.handler(kind, obj)
+
     async def run(self) -> None:
-        self.resource_version = await self.relist()
+        try:
+            await self._run()
+        finally:
+            if self.backfill_task is not None:
+                self.backfill_task.cancel()
+
+    async def _run(self) -> None:
+        self.resource_version = await self._first_list()
         delay = RETRY_FIRST_SECONDS
         while True:
             try:
@@ -75,7 +142,7 @@ class WatchStream:
                     continue
             except Expired:
                 log.info("watch %s: resourceVersion %s expired, listing again", self.path, self.resource_version)
-                self.resource_version = await self.relist()
+                self.resource_version = await self.relist(full=True)
                 delay = RETRY_FIRST_SECONDS
                 continue
             except asyncio.CancelledError:
@@ -117,12 +184,21 @@ class WatchStream:
             if obj.get("code") == 410:
                 raise Expired()
             raise ApiError(int(obj.get("code") or 500), orjson.dumps(obj).decode(), "WATCH", self.path)
-        rv = (obj.get("metadata") or {}).get("resourceVersion")
+        meta = obj.get("metadata") or {}
+        rv = meta.get("resourceVersion")
+        if kind == "DELETED" and self.tombstones is not None:
+            self.tombstones[(meta.get("namespace", ""), meta.get("name", ""))] = _version(obj)
         if kind != "BOOKMARK":
             try:
                 self.handler(kind, obj)
             except Exception:  # one object the view cannot take must not stop the stream
-                log.exception("watch %s: handling %s %s failed", self.path, kind,
-                              (obj.get("metadata") or {}).get("name"))
+                log.exception("watch %s: handling %s %s failed", self.path, kind, meta.get("name"))
         if rv:
             self.resource_version = rv
+
+
+def _version(obj: dict) -> int:
+    try:
+        return int((obj.get("metadata") or {}).get("resourceVersion") or 0)
+    except ValueError:
+        return 0

@@ -11,10 +11,11 @@ every rank change would cost O(queue) writes per admission. Instead:
 `status.estimatedStartAt` comes from the queue's measured admissions: how many start per burst
 and how far apart bursts are, so rank r starts ceil(r / per-burst) bursts after the last one. It rides along with position writes, and is rewritten on its
 own only when it drifted by more than a quarter of the remaining wait (and 5 s). It is checked
-at most every 10 s, and a far one only every eighth of its remaining wait (`eta_recheck_at`): a
-quarter cannot drift past unseen for long, and a waiter costs O(log wait) checks over its wait
-instead of one every 10 s; one without an estimate (its queue measured no admissions yet) is
-checked again once its queue has one. Pure.
+every 10 s (`eta_recheck_at`; checking a far one only every eighth of its remaining wait, which
+would cost O(log wait) checks per waiter, left estimates made early from a poor rate stale for
+too long: tests/cluster/test_positions.py measured a p95 error of 1.0 of the wait, bound 0.5),
+so this is the part of a pass that still grows with depth; one without an estimate (its queue
+measured no admissions yet) is checked again once its queue has one. Pure.
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ ETA_DRIFT = 0.25  # an estimate this far off (as a share of the remaining wait) 
 ETA_DRIFT_FLOOR_SECONDS = 5.0
 ETA_REWRITE_SECONDS = 10.0  # least time between two estimate-only rewrites of one execution
 NO_ESTIMATE = datetime.max.replace(tzinfo=timezone.utc)  # "check again once the queue has an estimate"
-ETA_RECHECK_SHARE = ETA_DRIFT / 2  # a written or checked estimate is looked at again after this share of its wait
+ETA_RECHECK_SHARE = 0.0  # 0: every ETA_REWRITE_SECONDS. A share of the remaining wait (tried: 1/8) left early, poor estimates stale for too long: tests/cluster/test_positions.py p95 error 1.0 (bound 0.5)
 
 
 def queue_positions(ordered: list[Candidate], admitted: set[tuple[str, str]]) -> dict[tuple[str, str], int]:

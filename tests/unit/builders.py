@@ -54,3 +54,20 @@ def pod(job_name: str, exit_code: int, message: str | dict = "", ns: str = "ns",
         "status": {"phase": "Succeeded" if exit_code == 0 else "Failed", "conditions": conditions or [],
                    "containerStatuses": [{"name": "runner", "state": {"terminated": term}}]},
     }
+
+
+def plan_summary(p) -> dict:
+    """Everything a plan decides, comparable between an incremental and a full pass."""
+    def wire(status):
+        return json.dumps(status.wire(), sort_keys=True, default=str)
+
+    return {
+        "writes": sorted(f"{w.key}|{wire(w.status)}|{w.event}" for w in p.writes),
+        "creates": sorted(f"{c.key}|{c.job['metadata']['name']}|{wire(c.status)}" for c in p.creates),
+        "deletes": sorted(f"{j.namespace}/{j.name}" for j in p.deletes),
+        "fetch_pods": sorted(f"{j.namespace}/{j.name}" for j in p.fetch_pods),
+        "check_config_maps": sorted(map(str, p.check_config_maps)),
+        "sources": sorted(str(k) for k, _ in p.sources),
+        "waiting": p.waiting,
+        "position_writes": p.position_writes,
+    }

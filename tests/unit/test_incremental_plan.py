@@ -5,7 +5,6 @@ other candidates from earlier passes. Any input change that forgets to mark its 
 dirty would show up here as a difference from a full pass over a copy of the same view.
 """
 import copy
-import json
 import random
 from datetime import timedelta
 
@@ -14,25 +13,13 @@ import pytest
 from sluice.api.settings import Settings
 from sluice.planner import Memo, plan
 
-from .builders import T0, execution, queue
+from .builders import T0, execution, plan_summary, queue
 from .test_reconcile import Sim
 
 PRIORITIES = ["low", "normal", "high", "critical"]
 
 
-def _summary(p) -> dict:
-    def wire(status):
-        return json.dumps(status.wire(), sort_keys=True, default=str)
-
-    return {
-        "writes": sorted(f"{w.key}|{wire(w.status)}|{w.event}" for w in p.writes),
-        "creates": sorted(f"{c.key}|{c.job['metadata']['name']}|{wire(c.status)}" for c in p.creates),
-        "deletes": sorted(f"{j.namespace}/{j.name}" for j in p.deletes),
-        "fetch_pods": sorted(f"{j.namespace}/{j.name}" for j in p.fetch_pods),
-        "check_config_maps": sorted(map(str, p.check_config_maps)),
-        "sources": sorted(str(k) for k, _ in p.sources),
-        "waiting": p.waiting,
-    }
+_summary = plan_summary
 
 
 class TwinSim(Sim):

@@ -12,7 +12,6 @@ positions are also checked against the plain definitions (`queue.ordering.order`
 """
 import copy
 import importlib
-import json
 import random
 from datetime import timedelta
 
@@ -23,27 +22,14 @@ from sluice.planner import Memo, plan
 from sluice.queue.ordering import order
 from sluice.queue.positions import queue_positions
 
-from .builders import T0, execution, queue
+from .builders import T0, execution, plan_summary, queue
 from .test_reconcile import Sim
 
 PRIORITIES = ["low", "normal", "high", "critical"]
 QUEUES = ["default", "small", "aging", "strict"]
 
 
-def _summary(p) -> dict:
-    def wire(status):
-        return json.dumps(status.wire(), sort_keys=True, default=str)
-
-    return {
-        "writes": sorted(f"{w.key}|{wire(w.status)}|{w.event}" for w in p.writes),
-        "creates": sorted(f"{c.key}|{c.job['metadata']['name']}|{wire(c.status)}" for c in p.creates),
-        "deletes": sorted(f"{j.namespace}/{j.name}" for j in p.deletes),
-        "fetch_pods": sorted(f"{j.namespace}/{j.name}" for j in p.fetch_pods),
-        "check_config_maps": sorted(map(str, p.check_config_maps)),
-        "sources": sorted(str(k) for k, _ in p.sources),
-        "waiting": p.waiting,
-        "position_writes": p.position_writes,
-    }
+_summary = plan_summary
 
 
 class TwinSim(Sim):

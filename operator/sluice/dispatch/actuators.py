@@ -51,6 +51,9 @@ class Actuators:
                  metrics=None):
         self.kube, self.settings, self.view, self.assumed = kube, settings, view, assumed
         self.events, self.spawn, self.wake, self.metrics = events, spawn, wake, metrics
+        # told of each status write's answer (the view folds it; the watch's echo of that same
+        # version is then skipped, so whoever follows executions hears of it here)
+        self.answered: Callable[[Key, dict], None] = lambda key, obj: None
         self.sem = asyncio.Semaphore(settings.write_concurrency)
         self.critical = asyncio.Semaphore(settings.write_concurrency)
         self.fetching: set[Key] = set()
@@ -99,6 +102,7 @@ class Actuators:
                     return
                 self.writes[key] = self.writes.get(key, 0) + 1
                 A.status_written(self.view, self.assumed, key, obj)
+                self.answered(key, obj)
                 for event in events:  # the one place an execution's transitions become Events
                     if worth_posting(event[0], event[1], self.settings.events):
                         self.events.post(obj, *event)

@@ -82,6 +82,7 @@ class Dispatcher:
         # called with every execution event as it came (the schedule controller follows its runs)
         self.execution_hooks: list[Callable[[str, dict], None]] = []
         self.streams: list = []  # kube.watch.WatchStream of executions, Jobs and pods: started by run()
+        self.act.answered = self._answered
 
     def plug(self, subsystem: Subsystem) -> None:
         self.subsystems.append(subsystem)
@@ -151,6 +152,15 @@ class Dispatcher:
         for hook in self.execution_hooks:
             hook(event_type, obj)
         self.wake()
+
+    def _answered(self, key: Key, obj: dict) -> None:
+        """A status write's answer, folded by the writer: the followers hear of it as of an event
+        (the watch's echo of the same version finds it known and is skipped)."""
+        if key in self.view.executions:
+            for listener in self.execution_listeners:
+                listener(key)
+        for hook in self.execution_hooks:
+            hook("MODIFIED", obj)
 
     def on_job(self, event_type: str, obj: dict) -> None:
         meta = obj.get("metadata") or {}

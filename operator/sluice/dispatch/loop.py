@@ -135,32 +135,33 @@ class Dispatcher:
     def set_metrics(self, metrics) -> None:
         self.metrics = self.act.metrics = metrics
 
-    # ---- watch events in (called from kopf handlers) -------------------------------------
+    # ---- watch events in (from the watch streams and kopf handlers) ----------------------
     def on_execution(self, event_type: str, obj: dict) -> None:
         meta = obj.get("metadata") or {}
         key = (meta.get("namespace", ""), meta.get("name", ""))
         deleted = event_type == "DELETED"
-        if A.observe_execution(self.view, self.assumed, deleted, obj):
-            if deleted:
-                self.first_seen.pop(key, None)
-                self.memo.forget(key)
-                self.act.forget(key)
-            else:
-                self.first_seen.setdefault(key, _now())
-                for listener in self.execution_listeners:
-                    listener(key)
-        for hook in self.execution_hooks:
-            hook(event_type, obj)
+        changed = A.observe_execution(self.view, self.assumed, deleted, obj)
+        if changed and deleted:
+            self.first_seen.pop(key, None)
+            self.memo.forget(key)
+            self.act.forget(key)
+        elif changed:
+            self.first_seen.setdefault(key, _now())
+        self._tell_followers(key, event_type, obj, changed and not deleted)
         self.wake()
 
     def _answered(self, key: Key, obj: dict) -> None:
         """A status write's answer, folded by the writer: the followers hear of it as of an event
         (the watch's echo of the same version finds it known and is skipped)."""
-        if key in self.view.executions:
+        self._tell_followers(key, "MODIFIED", obj, key in self.view.executions)
+
+    def _tell_followers(self, key: Key, event_type: str, obj: dict, changed: bool) -> None:
+        """Listeners (`listen`) hear of a change to an execution the view holds; hooks of every event."""
+        if changed:
             for listener in self.execution_listeners:
                 listener(key)
         for hook in self.execution_hooks:
-            hook("MODIFIED", obj)
+            hook(event_type, obj)
 
     def on_job(self, event_type: str, obj: dict) -> None:
         meta = obj.get("metadata") or {}
@@ -250,7 +251,7 @@ class Dispatcher:
         while True:
             await self._sleep_until(next_resync, wake_at)
             self.announce_priority_changes()
-            for task in stream_tasks:
+            for task in list(stream_tasks):
                 if task.done():  # never expected (a stream retries forever): say so loudly, go on
                     log.error("watch stream ended: %r", task.exception() if not task.cancelled() else "cancelled")
                     stream_tasks.remove(task)
@@ -348,7 +349,8 @@ class Dispatcher:
         await self._list_cluster_scoped(namespace_path(), view.namespace_labels, self.on_namespace)
         view.environments_listed = True
         self.memo.full()
-        release_memory()  # once per re-list, not per list: a full collection costs 0.1-0.5 s of CPU
+        if streamed:  # the large lists: once per re-list, not per list (a full collection costs 0.1-0.5 s)
+            release_memory()
 
     async def _list_cluster_scoped(self, path: str, store: dict, handler: Callable[[str, dict], None]) -> None:
         """Environments and namespace labels: few objects; a failed list keeps what the watch gave."""

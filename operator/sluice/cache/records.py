@@ -17,6 +17,7 @@ from ..api.common import ANNOTATION_ENVIRONMENTS, API_GROUP, LABEL_ATTEMPT, LABE
 from ..api.environment import TestEnvironmentSpec, TestEnvironmentStatus
 from ..api.execution import TestExecutionSpec, TestExecutionStatus
 from ..api.queue import TestQueueSpec, TestQueueStatus
+from ..kube.client import resource_version
 from ..kube.names import job_name
 from .compact import ResultsSummary, StatusSummary, pack_status, raw_phase, summarize, summary_spec, unpack_status
 from ..policy.outcome import job_finished
@@ -28,13 +29,6 @@ def _ts(value: str | None) -> datetime:
     if not value:
         return datetime.now(timezone.utc)
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
-
-
-def _rv(obj: dict) -> int:
-    try:
-        return int(obj["metadata"].get("resourceVersion") or 0)
-    except (KeyError, ValueError):
-        return 0
 
 
 class ExecutionRecord:
@@ -104,7 +98,7 @@ class ExecutionRecord:
         phase = raw_phase(raw_status)
         common = dict(namespace=sys.intern(meta["namespace"]), name=meta["name"], uid=meta.get("uid", ""),
                       generation=int(meta.get("generation") or 1), created=_ts(meta.get("creationTimestamp")),
-                      resource_version=_rv(obj), deleting=bool(meta.get("deletionTimestamp")))
+                      resource_version=resource_version(obj), deleting=bool(meta.get("deletionTimestamp")))
         if phase is not None and phase.terminal:
             # finished: neither the spec nor the status is validated or kept whole (cache.compact)
             rec = cls(**common, spec=summary_spec(raw_spec), spec_error=None, status=_FINISHED_PLACEHOLDER)
@@ -221,7 +215,7 @@ class JobRecord:
             namespace=meta["namespace"], name=meta["name"], execution=labels[LABEL_EXECUTION],
             queue=labels.get(LABEL_QUEUE, "default"), attempt=attempt,
             slots=int(spec.get("parallelism") or 1), finished=job_finished(obj),
-            deleting=bool(meta.get("deletionTimestamp")), obj=_slim_job(obj), resource_version=_rv(obj),
+            deleting=bool(meta.get("deletionTimestamp")), obj=_slim_job(obj), resource_version=resource_version(obj),
             owner_uid=owner,
             environments=tuple(e for e in ((meta.get("annotations") or {}).get(ANNOTATION_ENVIRONMENTS) or "")
                                .split(",") if e),
@@ -259,7 +253,7 @@ class EnvironmentRecord:
         meta = obj["metadata"]
         spec = _parsed(TestEnvironmentSpec, obj.get("spec"), TestEnvironmentSpec(concurrency=0))  # nobody holds it
         status = _parsed(TestEnvironmentStatus, obj.get("status"), TestEnvironmentStatus())
-        return cls(meta["name"], int(meta.get("generation") or 1), spec, status, _rv(obj))
+        return cls(meta["name"], int(meta.get("generation") or 1), spec, status, resource_version(obj))
 
 
 @dataclass
@@ -276,7 +270,7 @@ class QueueRecord:
         meta = obj["metadata"]
         spec = _parsed(TestQueueSpec, obj.get("spec"), TestQueueSpec(paused=True))
         status = _parsed(TestQueueStatus, obj.get("status"), TestQueueStatus())
-        return cls(meta["namespace"], meta["name"], int(meta.get("generation") or 1), spec, status, _rv(obj))
+        return cls(meta["namespace"], meta["name"], int(meta.get("generation") or 1), spec, status, resource_version(obj))
 
 
 @dataclass(frozen=True)

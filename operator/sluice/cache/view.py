@@ -17,7 +17,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from .pods import RunnerPods
-from .records import _rv
+from ..kube.client import resource_version
 from .records import (  # noqa: F401  (re-exported: the names callers and tests import from here)
     EnvironmentRecord, ExecutionRecord, JobRecord, Key, PriorityChange, QueueRecord, controller_uid,
 )
@@ -105,10 +105,8 @@ class ClusterView:
     def upsert_execution(self, obj: dict) -> bool:
         if self._known(self.executions, obj):
             return False
-        rec = ExecutionRecord.from_object(obj)
+        rec = ExecutionRecord.from_object(obj)  # not stale: `_known` said so
         old = self.executions.get(rec.key)
-        if old is not None and old.uid == rec.uid and rec.resource_version and rec.resource_version < old.resource_version:
-            return False  # a stale event: we already know a newer version
         if old is not None and old.uid != rec.uid:
             self.missing_config_maps.pop(rec.key, None)
             self.refusals.pop(rec.key, None)
@@ -128,7 +126,7 @@ class ClusterView:
         and re-created object has a higher resourceVersion: versions are cluster-wide.)"""
         meta = obj.get("metadata") or {}
         old = store.get((meta.get("namespace", ""), meta.get("name", "")))
-        return old is not None and old.resource_version > 0 and _rv(obj) <= old.resource_version
+        return old is not None and old.resource_version > 0 and resource_version(obj) <= old.resource_version
 
     def delete_execution(self, namespace: str, name: str) -> None:
         self.executions.pop((namespace, name), None)
@@ -144,9 +142,6 @@ class ClusterView:
         if rec is None:
             return False
         key = (rec.namespace, rec.name)
-        old = self.jobs.get(key)
-        if old is not None and rec.resource_version and rec.resource_version < old.resource_version:
-            return False
         self.jobs[key] = rec
         if rec.occupies:
             self.occupying[key] = rec

@@ -44,6 +44,15 @@ class ApiError(Exception):
         return self.status == 404
 
 
+def resource_version(obj: dict) -> int:
+    """An object's resourceVersion as a number (0 when absent): versions are cluster-wide and
+    grow, so comparing them orders two versions of one object."""
+    try:
+        return int((obj.get("metadata") or {}).get("resourceVersion") or 0)
+    except ValueError:
+        return 0
+
+
 def segment(value: str) -> str:
     """One path segment, percent-quoted with nothing safe: `/`, `?`, `#` and `%` cannot leave it,
     and a segment of only dots is quoted too (`%2E%2E`), so no client or proxy resolves it as a

@@ -30,7 +30,7 @@ from typing import Callable, Collection, Sequence
 import aiohttp
 import orjson
 
-from .client import ApiError, Kube, all_namespaces
+from .client import ApiError, Kube, all_namespaces, resource_version
 from .relist import relist
 
 log = logging.getLogger("sluice.watch")
@@ -62,7 +62,6 @@ class WatchStream:
         self.params, self.protect = dict(params or {}), protect
         self.listed = asyncio.Event()
         self.resource_version = ""
-        self.relists = 0
         self.ready_selector, self.rest_selectors = ready_selector, list(rest_selectors)
         self.backfilled = asyncio.Event()
         self.tombstones: dict[Key, int] | None = None  # while backfilling: deleted key -> its version
@@ -80,7 +79,6 @@ class WatchStream:
                 pass
         rv = await relist(self.kube, self.list_path, self.namespace, self.store, self.handler, self.params,
                           protect=self.protect)
-        self.relists += 1
         self.listed.set()
         self.backfilled.set()
         return rv
@@ -98,7 +96,6 @@ class WatchStream:
                 log.warning("list %s with fieldSelector %s refused (%s): listing everything before ready",
                             self.path, self.ready_selector, exc.text[:200])
             else:
-                self.relists += 1
                 self.listed.set()
                 self.tombstones = {}
                 self.backfill_task = asyncio.create_task(self._backfill(), name=f"backfill {self.path}")
@@ -121,7 +118,7 @@ class WatchStream:
     def _backfilled_object(self, kind: str, obj: dict) -> None:
         meta = obj.get("metadata") or {}
         gone = (self.tombstones or {}).get((meta.get("namespace", ""), meta.get("name", "")))
-        if gone is not None and _version(obj) <= gone:
+        if gone is not None and resource_version(obj) <= gone:
             return  # deleted since this page was read: do not bring it back
         self.handler(kind, obj)
 
@@ -187,7 +184,7 @@ class WatchStream:
         meta = obj.get("metadata") or {}
         rv = meta.get("resourceVersion")
         if kind == "DELETED" and self.tombstones is not None:
-            self.tombstones[(meta.get("namespace", ""), meta.get("name", ""))] = _version(obj)
+            self.tombstones[(meta.get("namespace", ""), meta.get("name", ""))] = resource_version(obj)
         if kind != "BOOKMARK":
             try:
                 self.handler(kind, obj)
@@ -196,9 +193,3 @@ class WatchStream:
         if rv:
             self.resource_version = rv
 
-
-def _version(obj: dict) -> int:
-    try:
-        return int((obj.get("metadata") or {}).get("resourceVersion") or 0)
-    except ValueError:
-        return 0

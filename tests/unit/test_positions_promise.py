@@ -69,3 +69,37 @@ def test_positions_keep_the_promise_and_cost_log_writes():
     errors = sorted(abs((started[k] - etas[k + "@"]) - etas[k]) / max(started[k] - etas[k + "@"], 1)
                     for k in etas if not k.endswith("@"))
     assert errors and errors[len(errors) // 2] <= 0.2 and errors[int(len(errors) * 0.95)] <= 0.5, errors[-5:]
+
+
+def test_admissions_spread_over_passes_count_as_one_burst():
+    """Bursts of 10 taken over 0.6 s, 4.3 s apart (as measured on the control plane): rank 11 is
+    two bursts after the last one's start, not ~11 passes' worth of a smooth flow."""
+    from sluice.queue.positions import AdmissionRate
+
+    rate = AdmissionRate()
+    for burst in range(4):
+        for i in range(10):
+            rate.admitted(T0 + timedelta(seconds=burst * 4.3 + (i // 3) * 0.2))
+    now = T0 + timedelta(seconds=3 * 4.3 + 1.0)
+    assert rate.cadence(now) == (10, 4.3)
+    start = T0 + timedelta(seconds=3 * 4.3)
+    assert rate.estimate(1, now) == start + timedelta(seconds=4.3)
+    assert rate.estimate(11, now) == start + timedelta(seconds=2 * 4.3)
+    # a burst still taking slots: the first ranks belong to it (start now)
+    for _ in range(4):
+        rate.admitted(start + timedelta(seconds=4.3))
+    assert rate.estimate(6, start + timedelta(seconds=4.5)) == start + timedelta(seconds=4.5)
+    assert rate.estimate(7, start + timedelta(seconds=4.5)) == start + timedelta(seconds=2 * 4.3)
+
+
+def test_a_flow_without_bursts_keeps_its_rate():
+    """Admissions every 0.25 s: one-second bursts of 4 (or 5), so the rate stays ~4/s."""
+    from sluice.queue.positions import AdmissionRate
+
+    rate = AdmissionRate()
+    for i in range(80):
+        rate.admitted(T0 + timedelta(seconds=i * 0.25))
+    now = T0 + timedelta(seconds=80 * 0.25)
+    per_burst, gap = rate.cadence(now)
+    assert abs(per_burst / gap - 4.0) < 0.3
+    assert abs((rate.estimate(40, now) - now).total_seconds() - 10) < 2

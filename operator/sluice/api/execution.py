@@ -263,3 +263,15 @@ class TestExecutionStatus(WireModel):
     progress: Progress | None = None  # while Running (kept after): relayed from Redis
     notifications: list[NotificationRecord] = Field(default_factory=list)
     conditions: list[Condition] = Field(default_factory=list)
+
+    def working_copy(self) -> "TestExecutionStatus":
+        """A copy a transition may change without touching this one, at a fraction of a deep
+        copy's cost (a position rewrite copies a status per waiter): the lists are new and the
+        attempt records copied (`close_attempt` changes one in place); conditions, notification
+        records, results, artifacts and progress are only ever replaced whole, so they are
+        shared. `tests/unit/test_status_copy.py` holds every transition to that."""
+        out = self.model_copy()
+        out.attempts = [a.model_copy() for a in self.attempts]
+        out.notifications = list(self.notifications)
+        out.conditions = list(self.conditions)
+        return out

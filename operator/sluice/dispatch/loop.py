@@ -93,7 +93,7 @@ class Dispatcher:
         rec = self.view.executions.get(key)
         if rec is None or rec.status.phase is None:
             return
-        st = rec.status.model_copy(deep=True)
+        st = rec.status.working_copy()
         st.progress = progress
         if A.assume_status(self.view, self.assumed, key, st, None):
             self.act.carry_out(A.Effects(status_writers=[key]))
@@ -121,7 +121,7 @@ class Dispatcher:
         old = next((r for r in records if r.name == record.name), None)
         if old is not None and old.model_dump(exclude={"last_attempt_at"}) == record.model_dump(exclude={"last_attempt_at"}):
             return True
-        st = rec.status.model_copy(deep=True)
+        st = rec.status.working_copy()
         st.notifications = [record if r.name == record.name else r for r in records] + ([] if old else [record])
         if A.assume_status(self.view, self.assumed, key, st, None):
             self.act.carry_out(A.Effects(status_writers=[key]))

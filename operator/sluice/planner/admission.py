@@ -37,7 +37,7 @@ def occupancy(view: ClusterView) -> Occupancy:
 def _admit(c: Candidate, ctx: Context, plan: Plan) -> None:
     rec = ctx.view.executions[c.key]
     eff = effective_spec(rec.spec, qspec_of(ctx, c).defaults, ctx.settings)
-    st = rec.status.model_copy(deep=True)
+    st = rec.status.working_copy()
     name = job_name(rec.name, c.attempt)
     message = f"attempt {c.attempt} started (Job {name})"
     to_running(st, c.attempt, name, message, c.queued_at, ctx.now, rec.generation)
@@ -68,7 +68,7 @@ def _join(new: list[Candidate], per_queue: dict, total: int, ranks: Ranks, occ: 
     for c in new:
         rec = ctx.view.executions[c.key]
         qspec = qspec_of(ctx, c)
-        st = rec.status.model_copy(deep=True)
+        st = rec.status.working_copy()
         in_queue = per_queue.get(c.queue_key, 0)
         full = _full_message(c, in_queue, qspec, total, ctx)
         if full is not None:

@@ -46,7 +46,7 @@ class Step:
     @property
     def st(self) -> TestExecutionStatus:
         if self._st is None:
-            self._st = self.rec.status.model_copy(deep=True)
+            self._st = self.rec.status.working_copy()
         return self._st
 
     @property

@@ -204,7 +204,7 @@ def rewrite_positions(admitted: set[Key], ranks: Ranks, occ: Occupancy, touched:
     written: set[Key] = set()
     for _, position, _, c, rec in islice(due, ctx.position_budget):
         written.add(c.key)
-        st = rec.status.model_copy(deep=True)
+        st = rec.status.working_copy()
         w = waiting_status(c, position, qspec_of(ctx, c), occ, ctx)
         set_waiting(st, w, c.queued_at, ctx, rec.generation)
         plan.writes.append(StatusWrite(c.key, st, None))

@@ -17,11 +17,14 @@ def ts(seconds: float = 0) -> str:
     return (T0 + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def execution(name: str, created: float = 0, ns: str = "ns", status: dict | None = None, **spec) -> dict:
+def execution(name: str, created: float = 0, ns: str = "ns", status: dict | None = None, generation: int = 1,
+              **spec) -> dict:
+    """A TestExecution as the API server returns it; an edit of its spec comes with a higher
+    `generation`, as the API server bumps it (the view keeps a parsed spec while it stays)."""
     spec.setdefault("source", {"inline": {"files": {"test_a.py": "def test_a(): pass"}}})
     return {
         "apiVersion": "sluice.dev/v1alpha1", "kind": "TestExecution",
-        "metadata": {"name": name, "namespace": ns, "uid": f"uid-{name}", "generation": 1,
+        "metadata": {"name": name, "namespace": ns, "uid": f"uid-{name}", "generation": generation,
                      "creationTimestamp": ts(created), "resourceVersion": str(next(_rv))},
         "spec": spec, "status": status or {},
     }

@@ -109,7 +109,7 @@ def test_a_priority_raised_while_queued_is_rejected_and_a_widened_queue_lets_a_w
     assert sim.status("second").phase == Phase.Queued
     assert sim.status("custom").reason == NOT_ALLOWED
     assert sim.status("later").reason == "QueueNotFound"
-    raised = execution("second", queue="q", created=1, priority="critical",
+    raised = execution("second", queue="q", created=1, priority="critical", generation=2,
                        status=sim.objects[("ns", "second")]["status"])
     sim.add(raised)  # a user patched spec.priority while it waited
     sim.step(1)

@@ -148,6 +148,7 @@ def refused_delete_is_sent_again(w: World) -> None:
     cancelled = copy.deepcopy(w.api[KEY])
     cancelled["spec"]["cancel"] = True
     cancelled["metadata"]["resourceVersion"] = next_rv()
+    cancelled["metadata"]["generation"] = 2
     A.observe_execution(w.view, w.a, False, cancelled)
     fx = w.step()
     assert [j.name for j in fx.deletes] == ["a-a1"] and w.step().deletes == []  # sent once

@@ -190,6 +190,7 @@ def test_view_records_a_priority_change_once():
     bumped = json.loads(json.dumps(obj))
     bumped["metadata"]["resourceVersion"] = "2"
     bumped["spec"]["priority"] = "critical"
+    bumped["metadata"]["generation"] = 2
     view.upsert_execution(bumped)
     view.upsert_execution(obj)  # a stale event does not count it back
     view.upsert_execution(bumped)  # nor does seeing the same version again
@@ -215,6 +216,7 @@ def _moved(obj: dict, priority: str, rv: int) -> dict:
     moved = json.loads(json.dumps(obj))
     moved["metadata"]["resourceVersion"] = str(rv)
     moved["spec"]["priority"] = priority
+    moved["metadata"]["generation"] = rv  # a spec edit: the API server bumps it
     return moved
 
 

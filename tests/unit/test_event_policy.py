@@ -74,7 +74,7 @@ def _lives() -> Told:
     sim.finish("passes-a1", 0, {"outcome": "passed", "total": 2, "passed": 2})
     sim.finish("fails-a1", 1, {"outcome": "failed", "total": 2, "passed": 1, "failed": 1}, reason="BackoffLimitExceeded")
     sim.finish("retried-a1", 3, {"outcome": "error", "errorClass": "InfrastructureError", "message": "net down"})
-    sim.add(execution("cancelled", 3, cancel=True, status=sim.status("cancelled").wire()))
+    sim.add(execution("cancelled", 3, generation=2, cancel=True, status=sim.status("cancelled").wire()))
     sim.step(5)
     sim.step(10)
     sim.finish("retried-a2", 0)

@@ -75,7 +75,8 @@ class TwinSim(Sim):
 def _replace_spec(sim: Sim, name: str, **changes) -> None:
     rec = sim.view.executions[("ns", name)]
     spec = rec.spec.model_dump(by_alias=True, exclude_none=True, mode="json") | changes
-    obj = execution(name, created=(rec.created - T0).total_seconds(), status=rec.status.wire(), **spec)
+    obj = execution(name, created=(rec.created - T0).total_seconds(), status=rec.status.wire(),
+                    generation=rec.generation + 1, **spec)
     obj["metadata"]["uid"] = rec.uid
     sim.objects[rec.key] = obj
     sim.view.upsert_execution(obj)

@@ -153,7 +153,7 @@ def test_cancel_deletes_the_running_job_and_frees_the_slot():
     sim.add(execution("a", 0))
     sim.add(execution("b", 1))
     sim.step()
-    sim.add(execution("a", 0, cancel=True, status=sim.status("a").wire()))
+    sim.add(execution("a", 0, generation=2, cancel=True, status=sim.status("a").wire()))
     p = sim.step(3)
     assert [j.name for j in p.deletes] == ["a-a1"] and sim.status("a").phase == Phase.Cancelled
     assert [c.key[1] for c in sim.step(4).creates] == ["b"]
@@ -233,7 +233,7 @@ def test_a_late_cancel_on_a_finished_execution_is_acknowledged_once():
     sim.finish("a-a1", 0)
     sim.step(5)
     st = sim.status("a").wire()
-    late = execution("a", 0, cancel=True, status=st)
+    late = execution("a", 0, generation=2, cancel=True, status=st)
     late["metadata"]["generation"] = 2
     sim.add(late)
     p = sim.step(6)

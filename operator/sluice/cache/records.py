@@ -92,7 +92,11 @@ class ExecutionRecord:
                 f"queue={self.queue}, compact={self.compact})")
 
     @classmethod
-    def from_object(cls, obj: dict) -> "ExecutionRecord":
+    def from_object(cls, obj: dict, previous: "ExecutionRecord | None" = None) -> "ExecutionRecord":
+        """The record of `obj`; the spec of `previous` (the record it replaces) is kept when its
+        uid and generation are the same: the API server bumps a custom resource's generation on
+        every spec change, so the spec is the same and is not validated again (most versions of
+        an execution are status writes)."""
         meta = obj["metadata"]
         raw_spec, raw_status = obj.get("spec") or {}, obj.get("status") or {}
         phase = raw_phase(raw_status)
@@ -105,15 +109,19 @@ class ExecutionRecord:
             rec._set_packed(raw_status)
             return rec
         spec, error = None, None
-        try:
-            spec = TestExecutionSpec.model_validate(raw_spec)
-        except ValidationError as exc:
-            error = "; ".join(f"spec.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        if previous is not None and previous.uid == common["uid"] and previous.generation == common["generation"] \
+                and (previous.spec is not None or previous.spec_error is not None) and not previous.compact:
+            spec, error = previous.spec, previous.spec_error
+        else:
+            try:
+                spec = TestExecutionSpec.model_validate(raw_spec)
+            except ValidationError as exc:
+                error = "; ".join(f"spec.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            lighten(spec)
         try:
             status = TestExecutionStatus.model_validate(raw_status)
         except ValidationError:
             status = TestExecutionStatus()
-        lighten(spec)
         lighten(status)
         queue = raw_spec.get("queue") if isinstance(raw_spec.get("queue"), str) else None
         return cls(**common, spec=spec, spec_error=error, status=status, queue=queue)

@@ -105,8 +105,9 @@ class ClusterView:
     def upsert_execution(self, obj: dict) -> bool:
         if self._known(self.executions, obj):
             return False
-        rec = ExecutionRecord.from_object(obj)  # not stale: `_known` said so
-        old = self.executions.get(rec.key)
+        meta = obj["metadata"]
+        old = self.executions.get((meta["namespace"], meta["name"]))
+        rec = ExecutionRecord.from_object(obj, old)  # not stale: `_known` said so
         if old is not None and old.uid != rec.uid:
             self.missing_config_maps.pop(rec.key, None)
             self.refusals.pop(rec.key, None)

@@ -109,8 +109,8 @@ class ExecutionRecord:
             rec._set_packed(raw_status)
             return rec
         spec, error = None, None
-        if previous is not None and previous.uid == common["uid"] and previous.generation == common["generation"] \
-                and (previous.spec is not None or previous.spec_error is not None) and not previous.compact:
+        if previous is not None and not previous.compact and previous.uid == common["uid"] \
+                and previous.generation == common["generation"]:
             spec, error = previous.spec, previous.spec_error
         else:
             try:

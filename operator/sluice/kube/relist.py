@@ -37,12 +37,9 @@ async def relist(kube: Kube, path: str, ns: str | None, store: dict, handler: Ca
                     handler("MODIFIED", obj)
                 del items
             break
-        except ApiError as exc:
-            if exc.status == 400:
-                raise
-            log.warning("list %s failed (%s); retrying", url, exc)
-            await asyncio.sleep(LIST_RETRY_SECONDS)
         except Exception as exc:  # an expired continue token or the API away: list again
+            if isinstance(exc, ApiError) and exc.status == 400:
+                raise
             log.warning("list %s failed (%s); retrying", url, exc)
             await asyncio.sleep(LIST_RETRY_SECONDS)
     try:

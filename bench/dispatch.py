@@ -20,6 +20,13 @@ lands on both sides) and reports each figure as the median over rounds with its 
 (`stress-ng --cpu 1`) beside both sides, for the tail latency under CPU pressure. `--profile
 FILE` records the operator of the first Sluice round with py-spy (raw collapsed stacks; see
 bench/profile_top.py and bench/README.md).
+
+Both sides follow their run the same way (one Job watch; Sluice's executions are listed once
+all Jobs are done, not polled) and print the same diagnostics: `job_seconds_p50/p95` (a Job's
+life from outside), `mean_busy_slots` (capacity minus this is slots left idle),
+`machine_cpu_ms_per_execution` (CPU of etcd, kube-apiserver, kube-controller-manager,
+kube-scheduler, kwok, the operator and this script, by /proc: what the side cost the whole
+machine) and, with `--stages`, the medians of each stage of a Job's life from a pod watch.
 """
 from __future__ import annotations
 
@@ -45,7 +52,7 @@ sys.path.insert(0, str(ROOT))
 from kubernetes import client, config, watch  # noqa: E402
 
 from tests.harness.operator_proc import OperatorProcess  # noqa: E402
-from tests.harness.sluice_api import Sluice, kwok_runner  # noqa: E402
+from tests.harness.sluice_api import TERMINAL, Sluice, kwok_runner  # noqa: E402
 
 WRITE_VERBS = {"POST", "PUT", "PATCH", "DELETE", "APPLY"}
 SLUICE_RESOURCES = {("testexecutions", "status"), ("jobs", ""), ("configmaps", ""), ("leases", "")}
@@ -92,6 +99,12 @@ class JobWatcher(threading.Thread):
         self.first_added: float | None = None  # monotonic time the first Job was seen
         self.peak_unfinished = 0
         self.unfinished: set[str] = set()
+        self.added_at: dict[str, float] = {}
+        self.seen_at: dict[str, float] = {}
+        self.done_at: dict[str, float] = {}
+        self.durations: list[float] = []  # Job seen -> Job seen finished
+        self.busy_area = 0.0  # integral of unfinished Jobs over time: mean slots in use
+        self.last_change: float | None = None
         self.stop_flag = threading.Event()
 
     def run(self) -> None:
@@ -112,19 +125,101 @@ class JobWatcher(threading.Thread):
             if ev["type"] == "ADDED" and name not in self.finished and name not in self.unfinished:
                 self.added += 1
                 self.first_added = self.first_added or now
+                self._count(now)
                 self.unfinished.add(name)
+                self.added_at[name] = now
+                self.seen_at[name] = now
                 if self.freed:
                     self.latencies.append(now - self.freed.popleft())
             if done and name not in self.finished:
                 self.finished.add(name)
+                self._count(now)
                 self.unfinished.discard(name)
                 self.freed.append(now)
+                self.done_at[name] = now
+                if name in self.added_at:
+                    self.durations.append(now - self.added_at.pop(name))
             self.peak_unfinished = max(self.peak_unfinished, len(self.unfinished))
             if self.stop_flag.is_set():
                 w.stop()
 
+    def all_finished(self, n: int, timeout: float) -> None:
+        """Waits until `n` Jobs were seen finished (the run's last Job done)."""
+        deadline = time.monotonic() + timeout
+        while len(self.finished) < n:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{len(self.finished)} of {n} Jobs finished within {timeout}s")
+            time.sleep(0.05)
+
+    def _count(self, now: float) -> None:
+        if self.last_change is not None:
+            self.busy_area += len(self.unfinished) * (now - self.last_change)
+        self.last_change = now
+
     def drain(self) -> None:
         self.freed.clear()
+
+    def shape(self) -> dict:
+        """How the slots were used: a Job's life as seen from outside, and the mean Jobs unfinished
+        from the first one seen to the last change (capacity minus this is slots left idle)."""
+        span = (self.last_change or 0) - (self.first_added or 0)
+        return {"job_seconds_p50": round(pct(self.durations, 50), 2) if self.durations else None,
+                "job_seconds_p95": round(pct(self.durations, 95), 2) if self.durations else None,
+                "mean_busy_slots": round(self.busy_area / span, 1) if span > 0 else None}
+
+
+class PodStages(threading.Thread):
+    """With --stages: where a Job's life goes, from a pod watch (the same on both sides): Job seen
+    -> pod created -> bound -> Running -> Succeeded -> Job seen finished, medians in ms."""
+
+    def __init__(self, api_client: client.ApiClient, namespace: str, jobs: "JobWatcher"):
+        super().__init__(daemon=True)
+        self.core = client.CoreV1Api(api_client)
+        self.ns, self.jobs = namespace, jobs
+        self.seen: dict[str, dict[str, float]] = {}  # job name -> stage -> monotonic time
+        self.stop_flag = threading.Event()
+
+    def run(self) -> None:
+        try:
+            w = watch.Watch()
+            for ev in w.stream(self.core.list_namespaced_pod, self.ns, timeout_seconds=3600):
+                now = time.monotonic()
+                pod = ev["object"]
+                job = (pod.metadata.labels or {}).get("batch.kubernetes.io/job-name")
+                if job:
+                    stages = self.seen.setdefault(job, {})
+                    stages.setdefault("pod", now)
+                    if pod.spec.node_name:
+                        stages.setdefault("bound", now)
+                    if pod.status.phase == "Running":
+                        stages.setdefault("running", now)
+                    if pod.status.phase in ("Succeeded", "Failed"):
+                        stages.setdefault("ended", now)
+                if self.stop_flag.is_set():
+                    w.stop()
+        except Exception:  # noqa: BLE001 - the cluster going away after the run is not news
+            if not self.stop_flag.is_set():
+                raise
+
+    def summary(self) -> dict:
+        order = ["job", "pod", "bound", "running", "ended", "done"]
+        gaps: dict[str, list[float]] = {f"{a}->{b}": [] for a, b in zip(order, order[1:])}
+        for job, stages in self.seen.items():
+            times = dict(stages, job=self.jobs.seen_at.get(job), done=self.jobs.done_at.get(job))
+            for a, b in zip(order, order[1:]):
+                if times.get(a) is not None and times.get(b) is not None:
+                    gaps[f"{a}->{b}"].append(times[b] - times[a])
+        return {k: round(pct(v, 50) * 1000) for k, v in gaps.items() if v}
+
+
+def terminal_soon(sluice: Sluice, timeout: float) -> list[dict]:
+    """The executions once all are terminal, listed every 0.1 s (called when little is left)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        items = sluice.list()
+        if all((i.get("status") or {}).get("phase") in TERMINAL for i in items) or time.monotonic() > deadline:
+            return items
+        time.sleep(0.1)
 
 
 def create_many(sluice: Sluice, names: list[str], spec: dict, threads: int = 16) -> None:
@@ -139,7 +234,7 @@ def new_namespace(core: client.CoreV1Api, prefix: str) -> str:
 
 
 def run_sluice(api_client, kubeconfig: str, log_dir: Path, n: int, capacity: int,
-               profile: str | None = None) -> dict:
+               profile: str | None = None, stages: bool = False) -> dict:
     core = client.CoreV1Api(api_client)
     ns = new_namespace(core, "bench-sluice")
     sluice = Sluice(api_client, ns)
@@ -147,21 +242,31 @@ def run_sluice(api_client, kubeconfig: str, log_dir: Path, n: int, capacity: int
                          resync_seconds=300).start()
     watcher = JobWatcher(api_client, ns)
     watcher.start()
+    pods = PodStages(api_client, ns, watcher) if stages else None
+    if pods is not None:
+        pods.start()
     time.sleep(1)
     metrics = ApiServerMetrics(kubeconfig)
     before = metrics.writes()
     cpu_before = cpu_seconds(op.proc.pid, digits=3)  # start-up (imports, first lists) left out
+    machine_before = machine_cpu(op.proc.pid)
     spy = start_profiler(op.proc.pid, profile) if profile else None
     names = [f"tx-{i:05d}" for i in range(n)]
     t0 = time.monotonic()
     create_many(sluice, names, {"runner": kwok_runner("1s")})
     created = time.monotonic() - t0
-    items = sluice.wait_all_terminal(timeout=1800)
+    # Follow the run by the Job watch the bare script's side has too, and list the executions
+    # only at the end: listing them all every half second (as tests do) loads the API server
+    # on Sluice's side only (measured: its Jobs took 4.3 s from create to complete against 2.3 s).
+    watcher.all_finished(n, timeout=1800)
+    items = terminal_soon(sluice, timeout=120)
     ended = time.monotonic()
     elapsed = ended - t0
     time.sleep(6)  # let trailing writes (queue status, events) land
     after = metrics.writes()
     watcher.stop_flag.set()
+    if pods is not None:
+        pods.stop_flag.set()
     delta = after - before
     by_resource = Counter()
     for (res, sub, verb), v in delta.items():
@@ -171,6 +276,7 @@ def run_sluice(api_client, kubeconfig: str, log_dir: Path, n: int, capacity: int
     writes = sum(by_resource.values()) + len(events)
     op_rss = rss_mb(op.proc.pid)
     op_cpu = cpu_seconds(op.proc.pid, digits=3) - cpu_before
+    machine = machine_cpu(op.proc.pid) - machine_before
     if spy is not None:
         spy.send_signal(2)  # py-spy writes its file on SIGINT
         spy.wait(60)
@@ -190,6 +296,8 @@ def run_sluice(api_client, kubeconfig: str, log_dir: Path, n: int, capacity: int
         # the operator's own view: Job-finished event received -> next Job created (bucket bounds)
         "operator_dispatch_latency_ms_p50_p95_le": [round(v * 1000) if v < float("inf") else None for v in inside],
         "peak_unfinished_jobs": watcher.peak_unfinished,
+        **watcher.shape(),
+        **({"job_stages_ms_p50": pods.summary()} if pods is not None else {}),
         "writes_per_execution": round(writes / n, 2),
         # of which only to move a queue position or a start estimate (the live-truth promise)
         "position_writes_per_execution": round(position_writes / n, 2),
@@ -199,12 +307,13 @@ def run_sluice(api_client, kubeconfig: str, log_dir: Path, n: int, capacity: int
         "operator_rss_mb": op_rss,
         "operator_cpu_seconds": round(op_cpu, 2),
         "operator_cpu_ms_per_execution": round(op_cpu * 1000 / n, 1),
+        "machine_cpu_ms_per_execution": {k: round(v * 1000 / n, 1) for k, v in sorted(machine.items())},
         "_latencies": watcher.latencies, "_writes": writes, "_position_writes": position_writes,
         "_events": len(events),
     }
 
 
-def run_baseline(api_client, kubeconfig: str, n: int, capacity: int) -> dict:
+def run_baseline(api_client, kubeconfig: str, n: int, capacity: int, stages: bool = False) -> dict:
     """The ceiling: no queue logic, just create Jobs up to capacity and patch two statuses each."""
     core = client.CoreV1Api(api_client)
     ns = new_namespace(core, "bench-bare")
@@ -214,9 +323,13 @@ def run_baseline(api_client, kubeconfig: str, n: int, capacity: int) -> dict:
     items = {i["metadata"]["name"]: i for i in sluice.list()}
     watcher = JobWatcher(api_client, ns)
     watcher.start()
+    pods = PodStages(api_client, ns, watcher) if stages else None
+    if pods is not None:
+        pods.start()
     time.sleep(1)
     metrics = ApiServerMetrics(kubeconfig)
     before = metrics.writes()
+    machine_before = machine_cpu()
     batch = client.BatchV1Api(api_client)
     api = client.CustomObjectsApi(api_client)
     pending = deque(names)
@@ -272,15 +385,21 @@ def run_baseline(api_client, kubeconfig: str, n: int, capacity: int) -> dict:
     elapsed = ended - t0
     time.sleep(3)
     delta = metrics.writes() - before
+    machine = machine_cpu() - machine_before
     writes = sum(v for (res, sub, verb), v in delta.items() if (res, sub) in SLUICE_RESOURCES)
     watcher.stop_flag.set()
+    if pods is not None:
+        pods.stop_flag.set()
     return {
         "namespace": ns, "executions": n, "elapsed_seconds": round(elapsed, 1),
         "throughput_per_s": round(n / elapsed, 1),
         "dispatch_throughput_per_s": round(n / (ended - (watcher.first_added or t0)), 1),
         "dispatch_latency_ms_p50": round(pct(watcher.latencies, 50) * 1000),
         "dispatch_latency_ms_p95": round(pct(watcher.latencies, 95) * 1000),
+        **watcher.shape(),
+        **({"job_stages_ms_p50": pods.summary()} if pods is not None else {}),
         "writes_per_execution": round(writes / n, 2),
+        "machine_cpu_ms_per_execution": {k: round(v * 1000 / n, 1) for k, v in sorted(machine.items())},
         "_latencies": watcher.latencies,
     }
 
@@ -302,6 +421,30 @@ def cpu_seconds(pid: int, digits: int = 1) -> float:
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return round((int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), digits)
+
+
+CONTROL_PLANE = ("etcd", "kube-apiserver", "kube-controller", "kube-scheduler", "kwok")
+
+
+def machine_cpu(operator_pid: int | None = None) -> Counter:
+    """CPU seconds so far of each control-plane program, the operator and this script (by /proc):
+    the difference over a side is what that side cost the whole machine."""
+    out: Counter = Counter()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                head, _, tail = f.read().rpartition(")")
+        except OSError:
+            continue
+        comm = head.split("(", 1)[1]
+        name = ("operator" if int(entry) == operator_pid else "bench script" if int(entry) == os.getpid()
+                else next((c for c in CONTROL_PLANE if comm.startswith(c)), None))
+        if name:
+            fields = tail.split()
+            out[name] += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return out
 
 
 def start_profiler(pid: int, out: str) -> subprocess.Popen:
@@ -414,6 +557,8 @@ def main() -> int:
     ap.add_argument("--json", action="store_true", help="print one JSON object (medians, spreads) at the end")
     ap.add_argument("--stress-cpu", action="store_true", help="stress-ng --cpu 1 beside both sides throughout")
     ap.add_argument("--profile", help="py-spy raw profile of the first Sluice round's operator to this file")
+    ap.add_argument("--stages", action="store_true",
+                    help="also watch pods: medians of each stage of a Job's life (adds a watch to both sides)")
     ap.add_argument("--skip", default="", help="comma list of phases to skip: sluice,baseline,scale")
     args = ap.parse_args()
     cluster = None
@@ -445,9 +590,9 @@ def main() -> int:
                     continue
                 if side == "sluice":
                     one[side] = run_sluice(api_client, kubeconfig, log_dir, args.executions, args.capacity,
-                                           profile=args.profile if r == 0 else None)
+                                           profile=args.profile if r == 0 else None, stages=args.stages)
                 else:
-                    one[side] = run_baseline(api_client, kubeconfig, args.executions, args.capacity)
+                    one[side] = run_baseline(api_client, kubeconfig, args.executions, args.capacity, stages=args.stages)
                 say(json.dumps({f"round {r + 1} {side}": public(one[side])}, indent=2), flush=True)
             if "sluice" in one and "baseline" in one:
                 ratio = one["sluice"]["throughput_per_s"] / one["baseline"]["throughput_per_s"]

@@ -234,10 +234,13 @@ def new_namespace(core: client.CoreV1Api, prefix: str) -> str:
 
 
 def run_sluice(api_client, kubeconfig: str, log_dir: Path, n: int, capacity: int,
-               profile: str | None = None, stages: bool = False) -> dict:
+               profile: str | None = None, stages: bool = False, history: int | None = None) -> dict:
     core = client.CoreV1Api(api_client)
     ns = new_namespace(core, "bench-sluice")
     sluice = Sluice(api_client, ns)
+    if history is not None:  # the default queue as an object, keeping `history` succeeded
+        sluice.create_queue("default", {"runningCapacity": capacity, "queuedCapacity": n + 10,
+                                        "history": {"succeeded": history}})
     op = OperatorProcess(kubeconfig, ns, log_dir, running_capacity=capacity, queued_capacity=n + 10,
                          resync_seconds=300).start()
     watcher = JobWatcher(api_client, ns)
@@ -559,6 +562,8 @@ def main() -> int:
     ap.add_argument("--profile", help="py-spy raw profile of the first Sluice round's operator to this file")
     ap.add_argument("--stages", action="store_true",
                     help="also watch pods: medians of each stage of a Job's life (adds a watch to both sides)")
+    ap.add_argument("--history", type=int,
+                    help="the default queue keeps this many succeeded executions (default: no queue object, 100)")
     ap.add_argument("--skip", default="", help="comma list of phases to skip: sluice,baseline,scale")
     args = ap.parse_args()
     cluster = None
@@ -590,7 +595,8 @@ def main() -> int:
                     continue
                 if side == "sluice":
                     one[side] = run_sluice(api_client, kubeconfig, log_dir, args.executions, args.capacity,
-                                           profile=args.profile if r == 0 else None, stages=args.stages)
+                                           profile=args.profile if r == 0 else None, stages=args.stages,
+                                           history=args.history)
                 else:
                     one[side] = run_baseline(api_client, kubeconfig, args.executions, args.capacity, stages=args.stages)
                 say(json.dumps({f"round {r + 1} {side}": public(one[side])}, indent=2), flush=True)

@@ -14,7 +14,7 @@ from sluice.api.settings import Settings
 from sluice.planner import Memo, plan
 
 from .builders import T0, execution, plan_summary, queue
-from .test_reconcile import Sim
+from .test_reconcile import Sim, replace_spec
 
 PRIORITIES = ["low", "normal", "high", "critical"]
 
@@ -35,14 +35,6 @@ class TwinSim(Sim):
         if full.wake_at is not None:
             assert p.wake_at is not None and p.wake_at <= full.wake_at
         return self.apply(p)
-
-
-def _replace_spec(sim: Sim, name: str, **changes) -> None:
-    rec = sim.view.executions[("ns", name)]
-    spec = rec.spec.model_dump(by_alias=True, exclude_none=True, mode="json") | changes
-    obj = execution(name, created=(rec.created - T0).total_seconds(), status=rec.status.wire(),
-                    generation=rec.generation + 1, **spec)
-    sim.view.upsert_execution(obj)
 
 
 @pytest.mark.parametrize("seed", range(12))
@@ -71,7 +63,7 @@ def test_incremental_plans_equal_full_plans(seed):
             sim.finish(job, rng.choice([0, 0, 1, 3]))
         names = [k[1] for k in sim.view.executions]
         if names and rng.random() < 0.08:
-            _replace_spec(sim, rng.choice(names), cancel=True)
+            replace_spec(sim, rng.choice(names), cancel=True)
         if names and rng.random() < 0.05:
             victim = rng.choice(names)
             for j in list(sim.view.jobs_of(("ns", victim)).values()):

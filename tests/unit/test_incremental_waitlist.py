@@ -23,7 +23,7 @@ from sluice.queue.ordering import order
 from sluice.queue.positions import queue_positions
 
 from .builders import T0, execution, plan_summary, queue
-from .test_reconcile import Sim
+from .test_reconcile import Sim, replace_spec
 
 PRIORITIES = ["low", "normal", "high", "critical"]
 QUEUES = ["default", "small", "aging", "strict"]
@@ -72,16 +72,6 @@ class TwinSim(Sim):
                 assert positions[c.key] == i + 1
 
 
-def _replace_spec(sim: Sim, name: str, **changes) -> None:
-    rec = sim.view.executions[("ns", name)]
-    spec = rec.spec.model_dump(by_alias=True, exclude_none=True, mode="json") | changes
-    obj = execution(name, created=(rec.created - T0).total_seconds(), status=rec.status.wire(),
-                    generation=rec.generation + 1, **spec)
-    obj["metadata"]["uid"] = rec.uid
-    sim.objects[rec.key] = obj
-    sim.view.upsert_execution(obj)
-
-
 def _environment(sim: Sim, name: str, concurrency: int) -> None:
     sim.view.upsert_environment({"metadata": {"name": name, "generation": 1}, "spec": {"concurrency": concurrency}})
 
@@ -124,9 +114,9 @@ def test_incremental_waitlist_plans_equal_full_plans(seed):
                 sim.finish(job, rng.choice([0, 0, 0, 1]))
         waiting = _waiting(sim)
         if waiting and rng.random() < 0.25:  # the owner raises or lowers a waiting execution's priority
-            _replace_spec(sim, rng.choice(waiting), priority=rng.choice(PRIORITIES))
+            replace_spec(sim, rng.choice(waiting), priority=rng.choice(PRIORITIES))
         if waiting and rng.random() < 0.06:
-            _replace_spec(sim, rng.choice(waiting), cancel=True)
+            replace_spec(sim, rng.choice(waiting), cancel=True)
         names = [k[1] for k in sim.view.executions]
         if names and rng.random() < 0.08:
             victim = rng.choice(names)

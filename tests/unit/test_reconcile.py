@@ -76,6 +76,18 @@ class Sim:
         self.view.set_pods(self.view.jobs[("ns", job_name)], pods)
 
 
+def replace_spec(sim: Sim, name: str, **changes) -> None:
+    """The owner edits execution `name`'s spec (`changes` by wire name, e.g. `cancel=True`): the
+    API server bumps its generation and keeps its uid, and the watch brings the new object."""
+    rec = sim.view.executions[("ns", name)]
+    spec = rec.spec.model_dump(by_alias=True, exclude_none=True, mode="json") | changes
+    obj = execution(name, created=(rec.created - T0).total_seconds(), status=rec.status.wire(),
+                    generation=rec.generation + 1, **spec)
+    obj["metadata"]["uid"] = rec.uid
+    sim.objects[rec.key] = obj
+    sim.view.upsert_execution(obj)
+
+
 def test_admits_up_to_capacity_in_order_and_queues_the_rest_with_positions():
     sim = Sim()
     for i, prio in enumerate(["low", "normal", "critical", "normal", "high"]):

@@ -1,10 +1,11 @@
 """The dispatcher loop: the one task that decides, and the only creator of Jobs.
 
-Watch handlers only update the view through `cache.assumptions` (which marks what changed) and
-wake the loop. Each pass runs the pure planner over what changed plus the queue-wide decisions
-(a full pass every FULL_PASS_SECONDS and after every relist), applies the plan to the view at
-once with `apply_plan` (so a decision is never taken twice while its write is in flight), and
-hands the API calls to the actuators. Then every plugged-in `Subsystem` gets its turn.
+Watch events come in through the intake (`intake.Intake`, which `Dispatcher` extends): it only
+updates the view (executions through `cache.assumptions`), which marks what changed, and wakes
+the loop. Each pass runs the pure planner over what changed plus the queue-wide decisions (a full
+pass every FULL_PASS_SECONDS and after every relist), applies the plan to the view at once with
+`apply_plan` (so a decision is never taken twice while its write is in flight), and hands the API
+calls to the actuators. Then every plugged-in `Subsystem` gets its turn.
 
 It never admits before it has listed executions and Jobs (`ready`), and only while it holds
 the leader Lease. It never calls the API itself: that is `actuators`, `kube.relist` and the watch
@@ -15,10 +16,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Awaitable, Callable, Protocol
 
-from ..api.execution import NotificationRecord, Progress
 from ..api.settings import Settings
 from ..cache import assumptions as A
 from ..cache.view import ClusterView, Key
@@ -27,6 +27,7 @@ from ..kube.events import EventPoster
 from ..planner import Memo, plan
 from .actuators import Actuators
 from .environment_status import EnvironmentStatusWriter
+from .intake import Intake, _now
 from .queue_status import QueueStatusWriter
 from .memory import release_memory
 from .streams import hot_streams
@@ -39,12 +40,6 @@ FULL_PASS_SECONDS = 10.0  # a full planner pass this often: the safety net under
 # incremental one is not; at 50,000 waiting (~2-4 s of CPU) it comes every 40-80 s instead
 FULL_PASS_CPU_SHARE = 0.05
 MIN_PASS_GAP_SECONDS = 0.05
-# a priority change the webhook told this long ago (before the watch brought it) is not told again
-PRIORITY_EVENT_WINDOW_SECONDS = 30.0
-
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 class Subsystem(Protocol):
@@ -56,7 +51,7 @@ class Subsystem(Protocol):
     def after_pass(self, view: ClusterView, now: datetime) -> datetime | None: ...
 
 
-class Dispatcher:
+class Dispatcher(Intake):
     def __init__(self, kube: Kube, settings: Settings, metrics=None):
         self.kube, self.settings, self.metrics = kube, settings, metrics
         self.view = ClusterView()
@@ -87,17 +82,6 @@ class Dispatcher:
     def plug(self, subsystem: Subsystem) -> None:
         self.subsystems.append(subsystem)
 
-    def write_progress(self, key: Key, progress: Progress) -> None:
-        """The progress relay's way in: a status with only `progress` changed, through the same
-        writer (and the same rules of whose status wins) as the planner's own writes."""
-        rec = self.view.executions.get(key)
-        if rec is None or rec.status.phase is None:
-            return
-        st = rec.status.working_copy()
-        st.progress = progress
-        if A.assume_status(self.view, self.assumed, key, st, None):
-            self.act.carry_out(A.Effects(status_writers=[key]))
-
     def on_leadership(self) -> None:
         """This replica became the leader: re-list (the old leader's writes may have landed) and
         run a pass now, not at the next watch event (a quiet cluster may have none for a while,
@@ -105,124 +89,8 @@ class Dispatcher:
         self.needs_resync = True
         self.wake()
 
-    def listen(self, listener: Callable[[Key], None]) -> None:
-        """`listener(key)` after each watch or list event that changed an execution in the view
-        (not after a deletion). It must only take note: it runs inside the watch handler."""
-        self.execution_listeners.append(listener)
-
-    def write_notification(self, key: Key, uid: str, record: NotificationRecord) -> bool:
-        """The notifier's way in: a status with one `notifications[]` record set (by name), through
-        the same writer as the planner's. False when the execution is gone, another object (uid),
-        or not ended; True when the record is written or already says the same."""
-        rec = self.view.executions.get(key)
-        if rec is None or rec.uid != uid or rec.status.phase is None or not rec.status.phase.terminal:
-            return False
-        records = rec.status.notifications
-        old = next((r for r in records if r.name == record.name), None)
-        if old is not None and old.model_dump(exclude={"last_attempt_at"}) == record.model_dump(exclude={"last_attempt_at"}):
-            return True
-        st = rec.status.working_copy()
-        st.notifications = [record if r.name == record.name else r for r in records] + ([] if old else [record])
-        if A.assume_status(self.view, self.assumed, key, st, None):
-            self.act.carry_out(A.Effects(status_writers=[key]))
-        return True
-
-    def status_settled(self, key: Key) -> bool:
-        """No write of ours is queued or in flight for this execution: its status in the view is
-        the API's (what the notifier waits for before it relies on a record)."""
-        return not self.assumed.overlays(key)
-
     def set_metrics(self, metrics) -> None:
         self.metrics = self.act.metrics = metrics
-
-    # ---- watch events in (from the watch streams and kopf handlers) ----------------------
-    def on_execution(self, event_type: str, obj: dict) -> None:
-        meta = obj.get("metadata") or {}
-        key = (meta.get("namespace", ""), meta.get("name", ""))
-        deleted = event_type == "DELETED"
-        changed = A.observe_execution(self.view, self.assumed, deleted, obj)
-        if changed and deleted:
-            self.first_seen.pop(key, None)
-            self.memo.forget(key)
-            self.act.forget(key)
-        elif changed:
-            self.first_seen.setdefault(key, _now())
-        self._tell_followers(key, event_type, obj, changed and not deleted)
-        self.wake()
-
-    def _answered(self, key: Key, obj: dict) -> None:
-        """A status write's answer, folded by the writer: the followers hear of it as of an event
-        (the watch's echo of the same version finds it known and is skipped)."""
-        self._tell_followers(key, "MODIFIED", obj, key in self.view.executions)
-
-    def _tell_followers(self, key: Key, event_type: str, obj: dict, changed: bool) -> None:
-        """Listeners (`listen`) hear of a change to an execution the view holds; hooks of every event."""
-        if changed:
-            for listener in self.execution_listeners:
-                listener(key)
-        for hook in self.execution_hooks:
-            hook(event_type, obj)
-
-    def on_job(self, event_type: str, obj: dict) -> None:
-        meta = obj.get("metadata") or {}
-        key = (meta.get("namespace", ""), meta.get("name", ""))
-        if event_type == "DELETED":
-            A.observe_job_deleted(self.view, self.assumed, key)
-        else:
-            before = self.view.jobs.get(key)
-            self.view.upsert_job(obj)
-            after = self.view.jobs.get(key)
-            if self.metrics and before is not None and before.occupies and after is not None and not after.occupies:
-                self.metrics.slot_freed(time.monotonic())
-        self.wake()
-
-    def on_queue(self, event_type: str, obj: dict) -> None:
-        meta = obj.get("metadata") or {}
-        if event_type == "DELETED":
-            self.view.delete_queue(meta.get("namespace", ""), meta.get("name", ""))
-        else:
-            self.view.upsert_queue(obj)
-        self.wake()
-
-    def on_environment(self, event_type: str, obj: dict) -> None:
-        name = (obj.get("metadata") or {}).get("name", "")
-        if event_type == "DELETED":
-            self.view.delete_environment(name)
-        else:
-            self.view.upsert_environment(obj)
-        self.wake()
-
-    def on_namespace(self, event_type: str, obj: dict) -> None:
-        name = (obj.get("metadata") or {}).get("name", "")
-        if event_type == "DELETED":
-            self.view.delete_namespace(name)
-        else:
-            self.view.upsert_namespace(obj)
-        self.wake()
-
-    def on_pod(self, event_type: str, obj: dict) -> None:
-        """An unstarted runner pod (see cache/pods.py); DELETED also when it started."""
-        meta = obj.get("metadata") or {}
-        if event_type == "DELETED":
-            self.view.delete_pod(meta.get("namespace", ""), meta.get("name", ""))
-        else:
-            self.view.upsert_pod(obj)
-        self.wake()
-
-    def wake(self) -> None:
-        self.wakeup.set()
-
-    def announce_priority_changes(self) -> None:
-        """An Event for each spec.priority change the view saw (the leader's; a standby forgets them),
-        unless the admission webhook just posted one naming who made it."""
-        changes = self.view.take_priority_changes()
-        if not self.is_leader():
-            return
-        since = time.monotonic() - PRIORITY_EVENT_WINDOW_SECONDS
-        for change in changes:
-            kind, reason, message = change.event
-            if not self.events.told_since(change.uid, reason, message, since):
-                self.events.post_for(change.key[0], change.key[1], change.uid, kind, reason, message)
 
     # ---- the loop ---------------------------------------------------------------------------
     async def run(self) -> None:

@@ -550,6 +550,17 @@ def summarize(rounds: list[dict], n: int) -> dict:
     return out
 
 
+def control_plane(kubeconfig: str | None):
+    """(None, the kubeconfig given or SLUICE_BENCH_KUBECONFIG), else (a local control plane
+    started for this run, its kubeconfig): the caller stops it at the end."""
+    kubeconfig = kubeconfig or os.environ.get("SLUICE_BENCH_KUBECONFIG")
+    if kubeconfig:
+        return None, kubeconfig
+    from tests.harness.cluster import LocalCluster
+    cluster = LocalCluster(Path(tempfile.mkdtemp(prefix="sluice-bench-")), process_node=False).start()
+    return cluster, str(cluster.kubeconfig)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--kubeconfig")
@@ -566,12 +577,7 @@ def main() -> int:
                     help="the default queue keeps this many succeeded executions (default: no queue object, 100)")
     ap.add_argument("--skip", default="", help="comma list of phases to skip: sluice,baseline,scale")
     args = ap.parse_args()
-    cluster = None
-    kubeconfig = args.kubeconfig or os.environ.get("SLUICE_BENCH_KUBECONFIG")
-    if not kubeconfig:
-        from tests.harness.cluster import LocalCluster
-        cluster = LocalCluster(Path(tempfile.mkdtemp(prefix="sluice-bench-")), process_node=False).start()
-        kubeconfig = str(cluster.kubeconfig)
+    cluster, kubeconfig = control_plane(args.kubeconfig)
     log_dir = Path(tempfile.mkdtemp(prefix="sluice-bench-logs-"))
     config.load_kube_config(kubeconfig)
     cfg = client.Configuration.get_default_copy()

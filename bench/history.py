@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 import time
@@ -35,7 +34,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from kubernetes import client, config  # noqa: E402
 
-from dispatch import new_namespace, rss_mb, subprocess_crds  # noqa: E402
+from dispatch import control_plane, new_namespace, rss_mb, subprocess_crds  # noqa: E402
 from tests.harness.operator_proc import OperatorProcess  # noqa: E402
 from tests.harness.sluice_api import GROUP, VERSION, Sluice, kwok_runner  # noqa: E402
 
@@ -201,12 +200,7 @@ def main() -> int:
     ap.add_argument("--keep", action="store_true", help="keep the namespace (and its executions) afterwards")
     ap.add_argument("--json", action="store_true", help="print only the final JSON object")
     args = ap.parse_args()
-    cluster = None
-    kubeconfig = args.kubeconfig or os.environ.get("SLUICE_BENCH_KUBECONFIG")
-    if not kubeconfig:
-        from tests.harness.cluster import LocalCluster
-        cluster = LocalCluster(Path(tempfile.mkdtemp(prefix="sluice-bench-")), process_node=False).start()
-        kubeconfig = str(cluster.kubeconfig)
+    cluster, kubeconfig = control_plane(args.kubeconfig)
     log_dir = Path(tempfile.mkdtemp(prefix="sluice-bench-logs-"))
     config.load_kube_config(kubeconfig)
     cfg = client.Configuration.get_default_copy()

@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 from kubernetes import client, config  # noqa: E402
 
-from bench.dispatch import kubectl, subprocess_crds  # noqa: E402
+from bench.dispatch import control_plane, kubectl, subprocess_crds  # noqa: E402
 from tests.harness.sluice_api import SIMPLE_SOURCE, kwok_runner  # noqa: E402
 
 SCHEMALESS_CRD = {
@@ -137,12 +137,7 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
-    cluster = None
-    kubeconfig = args.kubeconfig or os.environ.get("SLUICE_BENCH_KUBECONFIG")
-    if not kubeconfig:
-        from tests.harness.cluster import LocalCluster
-        cluster = LocalCluster(Path(tempfile.mkdtemp(prefix="sluice-bench-")), process_node=False).start()
-        kubeconfig = str(cluster.kubeconfig)
+    cluster, kubeconfig = control_plane(args.kubeconfig)
     try:
         pid = apiserver_pid(kubeconfig)
         subprocess_crds(kubeconfig)

@@ -38,7 +38,9 @@ sys.path.insert(0, str(ROOT))
 
 from kubernetes import client, config  # noqa: E402
 
-from bench.dispatch import control_plane, kubectl, subprocess_crds  # noqa: E402
+from bench.dispatch import control_plane, cpu_seconds, kubectl, subprocess_crds  # noqa: E402
+from sluice.api.execution import TestExecutionStatus  # noqa: E402
+from sluice.dispatch import status_patch  # noqa: E402
 from tests.harness.sluice_api import SIMPLE_SOURCE, kwok_runner  # noqa: E402
 
 SCHEMALESS_CRD = {
@@ -52,9 +54,6 @@ SCHEMALESS_CRD = {
 }
 KINDS = {"testexecution": ("sluice.dev", "v1alpha1", "testexecutions", "TestExecution"),
          "schemaless": ("bench.sluice.dev", "v1", "writecosts", "WriteCost")}
-STATUS_FIELDS = ("artifacts", "attempt", "attempts", "backoffUntil", "completedAt", "conditions", "estimatedStartAt",
-                 "jobName", "message", "notifications", "observedGeneration", "phase", "progress", "queuePosition",
-                 "queuedAt", "reason", "results", "startedAt")
 
 
 def status(k: int) -> dict:
@@ -68,13 +67,12 @@ def status(k: int) -> dict:
     body = {"phase": "Queued", "reason": "Queued", "message": f"position {k + 1} in queue default",
             "queuePosition": k + 1, "queuedAt": at, "estimatedStartAt": at, "observedGeneration": 1,
             "attempts": [], "notifications": [], "conditions": conditions}
-    return {"status": {f: body.get(f) for f in STATUS_FIELDS}}
+    return status_patch(TestExecutionStatus.model_validate(body))  # the operator's own patch
 
 
-def apiserver_pid(kubeconfig: str) -> int:
-    """The kube-apiserver process serving the kubeconfig's port on this machine."""
-    config.load_kube_config(kubeconfig)
-    port = urlparse(client.Configuration.get_default_copy().host).port
+def apiserver_pid(host: str) -> int:
+    """The kube-apiserver process serving `host`'s port on this machine."""
+    port = urlparse(host).port
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
@@ -84,11 +82,6 @@ def apiserver_pid(kubeconfig: str) -> int:
             if argv and argv[0].endswith(b"kube-apiserver") and f"--secure-port={port}".encode() in argv:
                 return int(entry)
     raise SystemExit(f"write_cost: no kube-apiserver with --secure-port={port} runs on this machine")
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class Kinds:
@@ -119,14 +112,14 @@ class Kinds:
 
 def measure(kinds: Kinds, kind: str, pid: int, writes_each: int) -> float:
     """kube-apiserver CPU milliseconds per write, `writes_each` writes to every object."""
-    before = cpu_seconds(pid)
+    before = cpu_seconds(pid, digits=3)
 
     def one(name: str) -> None:
         for k in range(writes_each):
             kinds.write(kind, name, k)
     with ThreadPoolExecutor(16) as pool:
         list(pool.map(one, kinds.names))
-    return (cpu_seconds(pid) - before) * 1000 / (len(kinds.names) * writes_each)
+    return (cpu_seconds(pid, digits=3) - before) * 1000 / (len(kinds.names) * writes_each)
 
 
 def main() -> int:
@@ -139,7 +132,8 @@ def main() -> int:
     args = ap.parse_args()
     cluster, kubeconfig = control_plane(args.kubeconfig)
     try:
-        pid = apiserver_pid(kubeconfig)
+        config.load_kube_config(kubeconfig)
+        pid = apiserver_pid(client.Configuration.get_default_copy().host)
         subprocess_crds(kubeconfig)
         with tempfile.NamedTemporaryFile("w", suffix=".json") as f:
             json.dump(SCHEMALESS_CRD, f)

@@ -1,6 +1,7 @@
 """Builders of API-shaped objects for the pure unit tests (no cluster)."""
 from __future__ import annotations
 
+import copy
 import itertools
 import json
 from datetime import datetime, timedelta, timezone
@@ -57,6 +58,14 @@ def pod(job_name: str, exit_code: int, message: str | dict = "", ns: str = "ns",
         "status": {"phase": "Succeeded" if exit_code == 0 else "Failed", "conditions": conditions or [],
                    "containerStatuses": [{"name": "runner", "state": {"terminated": term}}]},
     }
+
+
+def pacing_copy(memo):
+    """A fresh planner memo with `memo`'s pacing of positions and estimates: what a full pass
+    keeps between passes, so that it can be compared with an incremental one."""
+    from sluice.planner import Memo
+    return Memo(moved_at=copy.deepcopy(memo.moved_at), eta_check_at=copy.deepcopy(memo.eta_check_at),
+                admissions=copy.deepcopy(memo.admissions), deep_written=copy.deepcopy(memo.deep_written))
 
 
 def plan_summary(p) -> dict:

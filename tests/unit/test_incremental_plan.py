@@ -11,9 +11,9 @@ from datetime import timedelta
 import pytest
 
 from sluice.api.settings import Settings
-from sluice.planner import Memo, plan
+from sluice.planner import plan
 
-from .builders import T0, execution, plan_summary, queue
+from .builders import T0, execution, pacing_copy, plan_summary, queue
 from .test_reconcile import Sim, replace_spec
 
 PRIORITIES = ["low", "normal", "high", "critical"]
@@ -27,8 +27,7 @@ class TwinSim(Sim):
 
     def step(self, seconds=0.0):
         self.now = T0 + timedelta(seconds=seconds) if seconds else self.now
-        fresh = Memo(moved_at=copy.deepcopy(self.memo.moved_at), eta_check_at=copy.deepcopy(self.memo.eta_check_at),
-                     admissions=copy.deepcopy(self.memo.admissions))
+        fresh = pacing_copy(self.memo)
         full = plan(copy.deepcopy(self.view), self.settings, self.now, self.first_seen, fresh)
         p = plan(self.view, self.settings, self.now, self.first_seen, self.memo, dirty=self.view.take_dirty())
         assert _summary(p) == _summary(full)

@@ -18,11 +18,11 @@ from datetime import timedelta
 import pytest
 
 from sluice.api.settings import Settings
-from sluice.planner import Memo, plan
+from sluice.planner import plan
 from sluice.queue.ordering import order
 from sluice.queue.positions import queue_positions
 
-from .builders import T0, execution, plan_summary, queue
+from .builders import T0, execution, pacing_copy, plan_summary, queue
 from .test_reconcile import Sim, replace_spec
 
 PRIORITIES = ["low", "normal", "high", "critical"]
@@ -43,8 +43,7 @@ class TwinSim(Sim):
     def step(self, seconds=0.0, position_budget=None):
         self.now = T0 + timedelta(seconds=seconds) if seconds else self.now
         budget = position_budget if position_budget is not None else self.rng.choice([0, 1, 2, 3, 50])
-        fresh = Memo(moved_at=copy.deepcopy(self.memo.moved_at), eta_check_at=copy.deepcopy(self.memo.eta_check_at),
-                     admissions=copy.deepcopy(self.memo.admissions))
+        fresh = pacing_copy(self.memo)
         full = plan(copy.deepcopy(self.view), self.settings, self.now, self.first_seen, fresh, position_budget=budget)
         p = plan(self.view, self.settings, self.now, self.first_seen, self.memo, dirty=self.view.take_dirty(),
                  position_budget=budget)
@@ -54,6 +53,7 @@ class TwinSim(Sim):
         # the same pacing memory, but for the backlog's waiters the budget did not reach: a full
         # pass looks at them all (finding some no longer due), an incremental one when it gets there
         assert self.memo.moved_at == fresh.moved_at
+        assert self.memo.deep_written == fresh.deep_written
         backlog = self.memo.carry.keys()
         assert {k: v for k, v in self.memo.eta_check_at.items() if k not in backlog} == \
             {k: v for k, v in fresh.eta_check_at.items() if k not in backlog}

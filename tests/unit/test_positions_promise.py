@@ -13,6 +13,7 @@ from datetime import timedelta
 
 from sluice.api.execution import Phase
 from sluice.api.settings import Settings
+from sluice.planner import Memo
 
 from .builders import T0, execution
 from .test_reconcile import Sim
@@ -69,6 +70,40 @@ def test_positions_keep_the_promise_and_cost_log_writes():
     errors = sorted(abs((started[k] - etas[k + "@"]) - etas[k]) / max(started[k] - etas[k + "@"], 1)
                     for k in etas if not k.endswith("@"))
     assert errors and errors[len(errors) // 2] <= 0.2 and errors[int(len(errors) * 0.95)] <= 0.5, errors[-5:]
+
+
+def _queued_writes(plan) -> list[str]:
+    return sorted(w.key[1] for w in plan.writes if w.status.phase == Phase.Queued)
+
+
+def _joined_deep(restart: bool) -> tuple[Sim, list[str]]:
+    """30 executions, capacity 10: 20 join at ranks 1-20; a second later the first ten finish,
+    ten more start and the ten written at ranks 11-20 (deep) are at ranks 1-10. Returns the
+    positions rewritten by that pass (`restart`: by an operator restarted just before it)."""
+    sim = Sim(Settings(running_capacity=10, queued_capacity=100))
+    for i in range(30):
+        sim.add(execution(f"e{i:02d}", created=i * 0.001))
+    sim.step(0.5)
+    assert [sim.status(f"e{i}").queue_position for i in (10, 19, 20, 29)] == [1, 10, 11, 20]
+    for key, job in list(sim.view.jobs.items()):
+        sim.finish(key[1], 0)
+    if restart:
+        sim.memo = Memo()
+    return sim, _queued_writes(sim.step(1.5))
+
+
+def test_a_deep_rank_reaching_the_head_is_rewritten_lag_after_its_write():
+    """The deep ranks were true when written (t=0.5) and no later: the head promise (5 s behind
+    at most) is kept by rewriting them at 80 % of the lag after that write, t=4.5, so those that
+    start before then cost no write. A restarted operator does not know when they were written:
+    it rewrites them at once."""
+    sim, rewritten = _joined_deep(restart=False)
+    assert rewritten == []
+    assert _queued_writes(sim.step(4.4)) == []
+    assert _queued_writes(sim.step(4.6)) == [f"e{i}" for i in range(20, 30)]
+    assert [sim.status(f"e{i}").queue_position for i in (20, 29)] == [1, 10]
+    _, rewritten = _joined_deep(restart=True)
+    assert rewritten == [f"e{i}" for i in range(20, 30)]
 
 
 def test_admissions_spread_over_passes_count_as_one_burst():

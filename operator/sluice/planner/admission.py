@@ -81,6 +81,7 @@ def _join(new: list[Candidate], per_queue: dict, total: int, ranks: Ranks, occ: 
         w = waiting_status(c, ranks.of(c), qspec, occ, ctx)
         set_waiting(st, w, c.queued_at, ctx, rec.generation)
         plan.writes.append(StatusWrite(c.key, st, None))  # waiting is not worth an Event each
+        ctx.memo.wrote_position(c.key, w.rank, ctx.settings.position_head, ctx.now)
         ctx.memo.eta_checked(c.key, c.queue_key, eta_recheck_at(w.eta, ctx.now))
         source = render_source_config_map(rec.namespace, rec.name, rec.uid,
                                           effective_spec(rec.spec, qspec.defaults, ctx.settings))

@@ -67,6 +67,8 @@ class Memo:
     timers: dict[Key, datetime] = field(default_factory=dict)  # earliest re-step per execution
     heap: list[tuple[datetime, Key]] = field(default_factory=list)
     moved_at: dict[Key, datetime] = field(default_factory=dict)  # when the rank first left the written one
+    # a deep (past the head) position this operator wrote, and when: the rank was true then
+    deep_written: dict[Key, tuple[int, datetime]] = field(default_factory=dict)
     eta_check_at: dict[Key, datetime] = field(default_factory=dict)  # when its estimate is next checked
     admissions: dict[tuple[str, str], AdmissionRate] = field(default_factory=dict)  # per queue
     # per queue, the waiters whose estimate is checked again once the queue has one (NO_ESTIMATE)
@@ -86,10 +88,25 @@ class Memo:
         self.wait.remove(key)
         self.timers.pop(key, None)
         self.moved_at.pop(key, None)
+        self.deep_written.pop(key, None)
         self.eta_check_at.pop(key, None)
         self.carry.discard(key)
         for keys in self.no_estimate.values():
             keys.discard(key)
+
+    def wrote_position(self, key: Key, position: int, head: int, now: datetime) -> None:
+        """A waiting status with this true rank is written now: a deep one is remembered, so
+        that when the rank reaches the head its lag is timed from now at the latest."""
+        if position > head:
+            self.deep_written[key] = (position, now)
+        else:
+            self.deep_written.pop(key, None)
+
+    def deep_true_at(self, key: Key, written: int) -> datetime | None:
+        """When the deep position `written` was last the true rank, at the earliest (None: unknown,
+        e.g. written before this operator started)."""
+        kept = self.deep_written.get(key)
+        return kept[1] if kept is not None and kept[0] == written else None
 
     def eta_checked(self, key: Key, queue_key: tuple[str, str], again_at: datetime) -> None:
         """Its estimate was written or found good: check it again at `again_at`."""

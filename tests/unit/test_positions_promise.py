@@ -8,12 +8,14 @@ factor of 2. Position and estimate writes per execution stay within log2(initial
 from __future__ import annotations
 
 import math
+import random
 from collections import defaultdict
 from datetime import timedelta
 
 from sluice.api.execution import Phase
 from sluice.api.settings import Settings
 from sluice.planner import Memo
+from sluice.queue.positions import FIRST_ETA_WAIT_SECONDS
 
 from .builders import T0, execution
 from .test_reconcile import Sim
@@ -138,3 +140,48 @@ def test_a_flow_without_bursts_keeps_its_rate():
     per_burst, gap = rate.cadence(now)
     assert abs(per_burst / gap - 4.0) < 0.3
     assert abs((rate.estimate(40, now) - now).total_seconds() - 10) < 2
+
+
+def test_a_cold_queues_first_estimates_wait_for_a_position_write_to_carry_them():
+    """20 wait in a queue that measured no admissions (no estimates written). When it has an
+    estimate (three bursts), their first estimates are not written at once: each waits up to
+    FIRST_ETA_WAIT_SECONDS for a position write to carry it, and is written on its own then."""
+    sim = Sim(Settings(running_capacity=10, queued_capacity=100))
+    for i in range(30):
+        sim.add(execution(f"e{i:02d}", created=i * 0.001))
+    sim.step(0.5)
+    waiting = [f"e{i}" for i in range(10, 30)]
+    assert all(sim.status(n).estimated_start_at is None for n in waiting)
+    rate = sim.memo.admission_rate(("ns", "default"))
+    for second in (1, 3, 5):  # three bursts elsewhere in the queue's past: it has an estimate now
+        rate.admitted(T0 + timedelta(seconds=second))
+    assert _queued_writes(sim.step(5.5)) == []
+    assert _queued_writes(sim.step(5.5 + FIRST_ETA_WAIT_SECONDS - 0.1)) == []
+    assert _queued_writes(sim.step(5.5 + FIRST_ETA_WAIT_SECONDS)) == sorted(waiting)
+    assert all(sim.status(n).estimated_start_at is not None for n in waiting)
+
+
+def test_a_cold_drain_costs_fewer_writes_with_first_estimates_carried():
+    """A cold queue drained (200 at capacity 20, runs of 1-3 s, a pass every 0.25 s): the
+    waiting-status writes per execution (joins, positions, estimates) were 3.30 when each first
+    estimate was written at once; carried by position writes they are 2.73."""
+    rng = random.Random(1)
+    sim = Sim(Settings(running_capacity=20, queued_capacity=1000))
+    n = 200
+    for i in range(n):
+        sim.add(execution(f"e{i:03d}", created=i * 0.001))
+    started: dict[str, float] = {}
+    runs: dict[str, float] = {}
+    writes, t = 0, 0.25
+    while t < 200 and len(started) < n:
+        for key, job in list(sim.view.jobs.items()):
+            if job.occupies and t - started[job.execution] >= runs[job.execution]:
+                sim.finish(key[1], 0)
+        p = sim.step(t)
+        for c in p.creates:
+            started.setdefault(c.key[1], t)
+            runs.setdefault(c.key[1], rng.uniform(1.0, 3.0))
+        writes += len(_queued_writes(p))
+        t = round(t + 0.25, 3)
+    assert len(started) == n
+    assert writes / n <= 2.8, writes / n

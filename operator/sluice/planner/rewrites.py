@@ -19,7 +19,7 @@ from ..api.queue import TestQueueSpec
 from ..cache.view import ExecutionRecord, Key
 from ..queue.capacity import Occupancy
 from ..queue.ordering import Candidate
-from ..queue.positions import NO_ESTIMATE, eta_drifted, eta_recheck_at, position_due
+from ..queue.positions import FIRST_ETA_WAIT_SECONDS, NO_ESTIMATE, eta_drifted, eta_recheck_at, position_due
 from ..queue.waitlist import WaitList
 from .model import Context, Plan, StatusWrite
 from .waiting import qspec_of, set_waiting, waiting_status
@@ -99,6 +99,9 @@ def _due(c: Candidate, rec: ExecutionRecord, rank: int, qspec: TestQueueSpec, ct
         if check is None or check <= now or (check == NO_ESTIMATE and ctx.has_estimates(c.queue_key)):
             eta = ctx.estimate(c.queue_key, rank)
             if eta_drifted(eta, st.estimated_start_at, now):
+                if check == NO_ESTIMATE:  # its first: a position write may carry it soon
+                    memo.eta_checked(key, c.queue_key, now + timedelta(seconds=FIRST_ETA_WAIT_SECONDS))
+                    return None
                 return now
             memo.eta_checked(key, c.queue_key, eta_recheck_at(eta, now))  # checked: look again then
     return due

@@ -16,7 +16,8 @@ every 10 s (`eta_recheck_at`; checking a far one only every eighth of its remain
 would cost O(log wait) checks per waiter, left estimates made early in a drain stale for
 longer: see ETA_RECHECK_SHARE),
 so this is the part of a pass that still grows with depth; one without an estimate (its queue
-measured no admissions yet) is checked again once its queue has one. Pure.
+measured no admissions yet) is checked again once its queue has one, and that first estimate
+waits up to FIRST_ETA_WAIT_SECONDS for a position write to carry it. Pure.
 """
 from __future__ import annotations
 
@@ -32,6 +33,10 @@ BURST_SECONDS = 1.0  # admissions this close to a burst's first one belong to it
 ETA_DRIFT = 0.25  # an estimate this far off (as a share of the remaining wait) is rewritten
 ETA_DRIFT_FLOOR_SECONDS = 5.0
 ETA_REWRITE_SECONDS = 10.0  # least time between two estimate-only rewrites of one execution
+# a waiter's first estimate (its queue just measured enough admissions) waits this long for a
+# position write to carry it before it is written on its own: a cold queue's backlog gets its
+# estimates with the halvings already due, not in one extra write each (bench/README.md, fifth round)
+FIRST_ETA_WAIT_SECONDS = 10.0
 NO_ESTIMATE = datetime.max.replace(tzinfo=timezone.utc)  # "check again once the queue has an estimate"
 ETA_RECHECK_SHARE = 0.0  # 0: every ETA_REWRITE_SECONDS. A share of the remaining wait (1/8) left the estimates made early in a drain stale longer: tests/cluster/test_positions.py p95 0.36 against 0.27 with `stress-ng --cpu 1`
 

@@ -34,12 +34,22 @@ def _events_settle(sluice, name: str, until: Callable[[list[str]], bool], second
         time.sleep(0.25)
 
 
+def _pod_lists(cluster) -> int:
+    """How many LISTs of pods the API server answered so far (its own counter)."""
+    metrics = cluster.kubectl("get", "--raw", "/metrics").stdout
+    return sum(int(float(line.rsplit(" ", 1)[1])) for line in metrics.splitlines()
+               if line.startswith("apiserver_request_total{") and 'resource="pods"' in line and 'verb="LIST"' in line)
+
+
 def test_success_fills_results_and_conditions_and_posts_no_event(cluster, sluice, start_operator):
-    """The default SLUICE_EVENTS=notable: a pass is told by its conditions, not by Events."""
+    """The default SLUICE_EVENTS=notable: a pass is told by its conditions, not by Events. The
+    results come from the pod, read by name (the pod watch saw it): no LIST of the namespace's pods."""
     start_operator()
+    lists = _pod_lists(cluster)
     sluice.create("ok", {"runner": kwok_runner("1s", termination=RESULT)})
     wait = cluster.kubectl("wait", "--for=condition=Complete", "--timeout=60s", f"-n={sluice.ns}", "tx/ok", check=False)
     assert wait.returncode == 0, wait.stderr
+    assert _pod_lists(cluster) == lists
     st = sluice.get("ok")["status"]
     assert st["phase"] == "Succeeded" and st["reason"] == "TestsPassed" and st["attempt"] == 1
     assert st["results"]["passed"] == 4 and st["artifacts"]["report"].endswith("report/index.html")

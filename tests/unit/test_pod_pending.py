@@ -9,6 +9,7 @@ import pytest
 from sluice.api.execution import Phase
 from sluice.api.settings import Settings
 from sluice.cache.pods import PodRecord, RunnerPods, stuck_words
+from sluice.cache.view import ClusterView, JobRecord
 from sluice.planner.pod_pending import REASON_POD_PENDING_TOO_LONG, judge_pending_pods
 
 from .builders import T0, execution, next_rv, queue, ts
@@ -79,6 +80,24 @@ def test_index_marks_the_execution_only_when_what_the_rule_reads_changed():
     started = pending_pod("p", phase="Running")
     assert pods.upsert(started) == ("ns", "a") and pods.of_job("job-uid-1") == [] and not pods.by_job
     assert pods.delete("ns", "p") is None and pods.of_job("") == []
+
+
+def test_names_outlive_the_records_until_the_jobs_outcome_is_read_or_it_goes():
+    """A started pod's record goes, its name stays (the outcome is read by name, not by a LIST);
+    reading the outcome or the Job going forgets them."""
+    view = ClusterView()
+    view.upsert_pod(pending_pod("p-0", job_uid="j1"))
+    view.upsert_pod(pending_pod("q-0", job_uid="j2"))
+    view.delete_pod("ns", "p-0")  # started: it left the watch's selection
+    view.upsert_pod(pending_pod("q-0", job_uid="j2", phase="Running"))
+    pods = view.runner_pods
+    assert pods.of_job("j1") == [] and pods.names_of("j1") == {"p-0"} and pods.names_of("j2") == {"q-0"}
+    job = JobRecord("ns", "a-a1", "a", "default", 1, 1, "Complete", False, {"metadata": {"uid": "j1"}})
+    view.set_pods(job, [])
+    assert pods.names_of("j1") == set() and pods.names_of("") == set()
+    view.jobs[("ns", "b-a1")] = JobRecord("ns", "b-a1", "b", "default", 1, 1, None, False, {"metadata": {"uid": "j2"}})
+    view.delete_job("ns", "b-a1")
+    assert pods.names == {}
 
 
 @pytest.mark.parametrize("pods,now,stuck,recheck", [

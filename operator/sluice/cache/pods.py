@@ -8,7 +8,9 @@ stuck, its own words (`ErrImagePull: ...`, `0/3 nodes are available: ...`).
 
 Only the pods the API server selects for us are seen (label `sluice.dev/execution`, phase
 Pending: `RUNNER_POD_FIELD_SELECTOR`); a pod that starts leaves the selection (the watch says
-DELETED) and its record goes. Trust: a record is kept under the UID of the Job that controls the
+DELETED) and its record goes. Its name stays, under its Job's UID, until that Job's outcome is
+read or the Job goes (`names_of`, `forget_job`): the outcome is then read by name (a GET per pod)
+instead of a LIST by label, which the API server answers by scanning every pod of the namespace. Trust: a record is kept under the UID of the Job that controls the
 pod (a controller ownerReference to a batch Job); the planner only asks for the pods of Jobs it
 trusts, so a pod that merely carries Sluice's labels decides nothing. It never calls the API.
 """
@@ -93,9 +95,18 @@ class RunnerPods:
 
     by_key: dict[Key, PodRecord] = field(default_factory=dict)
     by_job: dict[str, dict[Key, PodRecord]] = field(default_factory=dict)
+    names: dict[str, set[str]] = field(default_factory=dict)  # every runner pod seen, by its Job's UID
 
     def of_job(self, job_uid: str) -> list[PodRecord]:
         return list(self.by_job.get(job_uid, {}).values()) if job_uid else []
+
+    def names_of(self, job_uid: str) -> set[str]:
+        """The names of the Job's pods seen so far (started or not); a pod created while the watch
+        was away may be missing."""
+        return self.names.get(job_uid, set()) if job_uid else set()
+
+    def forget_job(self, job_uid: str) -> None:
+        self.names.pop(job_uid, None)
 
     def upsert(self, obj: dict) -> Key | None:
         """Records a watch or list event; returns the execution whose planner input changed."""
@@ -111,6 +122,7 @@ class RunnerPods:
             self.delete(*key)
         self.by_key[key] = rec
         self.by_job.setdefault(rec.job_uid, {})[key] = rec
+        self.names.setdefault(rec.job_uid, set()).add(rec.name)
         same = old is not None and (old.words, old.created, old.job_uid) == (rec.words, rec.created, rec.job_uid)
         return None if same else (rec.namespace, rec.execution)
 

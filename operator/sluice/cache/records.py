@@ -205,6 +205,10 @@ class JobRecord:
         """A Job holds its slots until the Job controller says it finished (or it is gone)."""
         return self.finished is None
 
+    @property
+    def uid(self) -> str:
+        return (self.obj.get("metadata") or {}).get("uid") or ""
+
     @classmethod
     def from_object(cls, obj: dict) -> "JobRecord | None":
         meta = obj["metadata"]

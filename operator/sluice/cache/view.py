@@ -88,6 +88,7 @@ class ClusterView:
 
     def set_pods(self, job: JobRecord, pods: list[dict]) -> None:
         self.pods[(job.namespace, job.name)] = pods
+        self.runner_pods.forget_job(job.uid)
         self.dirty.add((job.namespace, job.execution))
 
     def set_config_map_check(self, key: Key, missing: str | None) -> None:
@@ -155,6 +156,8 @@ class ClusterView:
     def delete_job(self, namespace: str, name: str) -> None:
         rec = self.jobs.pop((namespace, name), None)
         self.pods.pop((namespace, name), None)
+        if rec is not None:
+            self.runner_pods.forget_job(rec.uid)
         self.occupying.pop((namespace, name), None)
         if rec is not None:
             by = self.jobs_by_execution.get((namespace, rec.execution), {})

@@ -209,8 +209,7 @@ class Actuators:
         key = (job.namespace, job.name)
         try:
             async with self.critical:
-                pods, _ = await self.kube.list_all(core_path(job.namespace, "pods"),
-                                                   {"labelSelector": f"batch.kubernetes.io/job-name={job.name}"})
+                pods = await self._read_pods(job)
             self.view.set_pods(job, pods)
         except Exception as exc:
             log.warning("could not read pods of Job %s/%s: %s", job.namespace, job.name, exc)
@@ -219,6 +218,22 @@ class Actuators:
             self.fetching.discard(key)
             self.view.touch((job.namespace, job.execution))
             self.wake()
+
+    async def _read_pods(self, job: JobRecord) -> list[dict]:
+        """The finished Job's pods. By name when the pod watch saw one per index (backoffLimit 0:
+        there are no others): a GET each, O(1) for the API server. Else, or when one is gone, one
+        LIST by the Job's label, which it answers by scanning every pod kept in the namespace
+        (a Job keeps its pods for its TTL): measured 4.5 % of its CPU under bench/dispatch.py."""
+        names = self.view.runner_pods.names_of(job.uid)
+        if names and len(names) == job.slots:
+            try:
+                return [await self.kube.get(core_path(job.namespace, "pods", name)) for name in sorted(names)]
+            except ApiError as exc:
+                if not exc.not_found:
+                    raise
+        pods, _ = await self.kube.list_all(core_path(job.namespace, "pods"),
+                                           {"labelSelector": f"batch.kubernetes.io/job-name={job.name}"})
+        return pods
 
     async def _check_config_map(self, key: Key, name: str) -> None:
         try:

@@ -156,7 +156,7 @@ def _fail_if_pods_never_started(step: Step, job: JobRecord, qspec: TestQueueSpec
     (`planner.pod_pending`): close the attempt as an infrastructure failure, stop its Job, then
     retry or end. Otherwise wake when the next pod's grace runs out. True when it failed."""
     ctx, grace = step.ctx, qspec.pod_pending_grace_seconds
-    pods = ctx.view.runner_pods.of_job((job.obj.get("metadata") or {}).get("uid") or "")
+    pods = ctx.view.runner_pods.of_job(job.uid)
     if not pods:
         return False
     verdict = judge_pending_pods(pods, grace, ctx.now)

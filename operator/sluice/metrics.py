@@ -20,9 +20,12 @@ from datetime import datetime, timezone
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 
-from .api.execution import Phase
+from .api.execution import TERMINAL_PHASES, Phase
+from .cache.records import _ts
 from .cache.view import ClusterView
 from .status.environment_stats import environment_statuses
+
+_TERMINAL = frozenset(p.value for p in TERMINAL_PHASES)  # as the API writes them
 
 SECONDS_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200)
 DISPATCH_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
@@ -120,7 +123,6 @@ class Metrics:
         phase = status.get("phase")
         ns, queue = meta.get("namespace", ""), spec.get("queue") or "default"
         ident = (ns, meta.get("name", ""), meta.get("uid", ""))
-        from .cache.records import _ts
         if phase == "Queued":
             if status.get("estimatedStartAt") and ident[2] not in self._promised:
                 self._promised[ident[2]] = _ts(status["estimatedStartAt"])
@@ -132,7 +134,7 @@ class Metrics:
         if started and queued and phase not in ("Pending", "Queued"):
             if self._wait_seen.first(ident):  # once per execution, at its first write after admission
                 self.wait.labels(ns, queue).observe(max(0.0, (_ts(started) - _ts(queued)).total_seconds()))
-        if phase not in {p.value for p in Phase if p.terminal} or not self._outcome_seen.first(ident):
+        if phase not in _TERMINAL or not self._outcome_seen.first(ident):
             return
         self.outcomes.labels(ns, queue, phase, status.get("reason", "")).inc()
         if phase in ("Succeeded", "Failed", "TimedOut") and started and status.get("completedAt"):

@@ -216,7 +216,8 @@ class LocalCluster(ClusterAccess):
             # The only address is loopback, which Endpoints may not hold: no `kubernetes` endpoints.
             "--endpoint-reconciler-type=none",
             "--max-requests-inflight=3000", "--max-mutating-requests-inflight=1500",
-            "--profiling=false",
+            # /debug/pprof for `go tool pprof` (bench/README.md, "Profiling kube-apiserver")
+            f"--profiling={'true' if os.environ.get('SLUICE_APISERVER_PROFILING') == '1' else 'false'}",
         ])
         admin_tls = ssl.create_default_context(cafile=str(pki.ca_cert))
         admin_tls.load_cert_chain(str(pki.admin_cert), str(pki.admin_key))

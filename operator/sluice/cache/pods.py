@@ -9,10 +9,11 @@ stuck, its own words (`ErrImagePull: ...`, `0/3 nodes are available: ...`).
 Only the pods the API server selects for us are seen (label `sluice.dev/execution`, phase
 Pending: `RUNNER_POD_FIELD_SELECTOR`); a pod that starts leaves the selection (the watch says
 DELETED) and its record goes. Its name stays, under its Job's UID, until that Job's outcome is
-read or the Job goes (`names_of`, `forget_job`): the outcome is then read by name (a GET per pod)
-instead of a LIST by label, which the API server answers by scanning every pod of the namespace. Trust: a record is kept under the UID of the Job that controls the
-pod (a controller ownerReference to a batch Job); the planner only asks for the pods of Jobs it
-trusts, so a pod that merely carries Sluice's labels decides nothing. It never calls the API.
+read or the Job goes (`names_of`, `forget_job`): the outcome is then read by name (a GET per
+pod) instead of a LIST by label, which the API server answers by scanning every pod of the
+namespace. Trust: a record is kept under the UID of the Job that controls the pod (a controller
+ownerReference to a batch Job); the planner only asks for the pods of Jobs it trusts, so a pod
+that merely carries Sluice's labels decides nothing. It never calls the API.
 """
 from __future__ import annotations
 

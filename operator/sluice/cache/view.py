@@ -156,10 +156,9 @@ class ClusterView:
     def delete_job(self, namespace: str, name: str) -> None:
         rec = self.jobs.pop((namespace, name), None)
         self.pods.pop((namespace, name), None)
-        if rec is not None:
-            self.runner_pods.forget_job(rec.uid)
         self.occupying.pop((namespace, name), None)
         if rec is not None:
+            self.runner_pods.forget_job(rec.uid)
             by = self.jobs_by_execution.get((namespace, rec.execution), {})
             if by.get(rec.attempt) is rec:
                 del by[rec.attempt]

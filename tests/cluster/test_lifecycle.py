@@ -36,9 +36,7 @@ def _events_settle(sluice, name: str, until: Callable[[list[str]], bool], second
 
 def _pod_lists(cluster) -> int:
     """How many LISTs of pods the API server answered so far (its own counter)."""
-    metrics = cluster.kubectl("get", "--raw", "/metrics").stdout
-    return sum(int(float(line.rsplit(" ", 1)[1])) for line in metrics.splitlines()
-               if line.startswith("apiserver_request_total{") and 'resource="pods"' in line and 'verb="LIST"' in line)
+    return int(cluster.apiserver_metric("apiserver_request_total", resource="pods", verb="LIST"))
 
 
 def test_success_fills_results_and_conditions_and_posts_no_event(cluster, sluice, start_operator):

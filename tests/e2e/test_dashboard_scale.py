@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import os
-import re
 import time
 
 import pytest
@@ -30,9 +29,7 @@ def _cpu_seconds(pid: int) -> float:
 
 def _sluice_watches(cluster) -> int:
     """apiserver_longrunning_requests of verb WATCH on sluice.dev resources (the whole cluster)."""
-    text = cluster.kubectl("get", "--raw", "/metrics").stdout
-    return sum(int(float(m.group(1))) for m in re.finditer(
-        r'^apiserver_longrunning_requests\{[^}]*group="sluice\.dev"[^}]*verb="WATCH"[^}]*\} (\S+)$', text, re.M))
+    return int(cluster.apiserver_metric("apiserver_longrunning_requests", group="sluice.dev", verb="WATCH"))
 
 
 def _burst(sluice, prefix: str) -> None:

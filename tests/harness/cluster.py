@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import signal
 import socket
 import ssl
@@ -65,6 +66,17 @@ class ClusterAccess:
         if check and proc.returncode != 0:
             raise KubectlError(proc.returncode, argv, proc.stdout, proc.stderr)
         return proc
+
+    def apiserver_metric(self, name: str, **labels: str) -> float:
+        """The sum of kube-apiserver's `/metrics` samples of `name` whose labels include `labels`
+        (exact values), e.g. `apiserver_request_total`, resource="pods", verb="LIST"."""
+        total = 0.0
+        for m in re.finditer(rf"^{re.escape(name)}\{{([^}}]*)\}} (\S+)$",
+                             self.kubectl("get", "--raw", "/metrics").stdout, re.M):
+            have = dict(re.findall(r'(\w+)="([^"]*)"', m.group(1)))
+            if all(have.get(k) == v for k, v in labels.items()):
+                total += float(m.group(2))
+        return total
 
     def api_client(self):
         """A fresh `kubernetes.client.ApiClient` for this cluster (the caller closes it)."""

@@ -35,7 +35,13 @@ def _events_settle(sluice, name: str, until: Callable[[list[str]], bool], second
 
 
 def _pod_lists(cluster) -> int:
-    """How many LISTs of pods the API server answered so far (its own counter)."""
+    """How many LISTs of pods the API server answered so far (its own counter), once no namespace
+    is being deleted: the namespace controller LISTs the pods of each one it empties (an earlier
+    test's), which would count here too."""
+    deadline = time.monotonic() + 120
+    while "Terminating" in cluster.kubectl("get", "ns", "-o", "jsonpath={.items[*].status.phase}").stdout:
+        assert time.monotonic() < deadline, "a namespace is still Terminating after 120 s"
+        time.sleep(0.5)
     return int(cluster.apiserver_metric("apiserver_request_total", resource="pods", verb="LIST"))
 
 

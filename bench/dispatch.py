@@ -285,6 +285,8 @@ def run_sluice(api_client, kubeconfig: str, log_dir: Path, n: int, capacity: int
     inside = histogram_quantiles(f"http://127.0.0.1:{op.metrics_port}/metrics",
                                  "sluice_dispatch_latency_seconds", (50, 95))
     position_writes = counter_value(f"http://127.0.0.1:{op.metrics_port}/metrics", "sluice_position_writes_total")
+    passes = [counter_value(f"http://127.0.0.1:{op.metrics_port}/metrics", f"sluice_planner_pass_seconds_{s}")
+              for s in ("count", "sum")]  # from the operator's start (its first list included)
     op.stop()
     phases = Counter(i["status"]["phase"] for i in items)
     return {
@@ -309,6 +311,8 @@ def run_sluice(api_client, kubeconfig: str, log_dir: Path, n: int, capacity: int
         "operator_rss_mb": op_rss,
         "operator_cpu_seconds": round(op_cpu, 2),
         "operator_cpu_ms_per_execution": round(op_cpu * 1000 / n, 1),
+        "planner_passes_per_execution": round(passes[0] / n, 2),
+        "planner_cpu_ms_per_execution": round(passes[1] * 1000 / n, 2),
         "machine_cpu_ms_per_execution": per_execution_ms(machine, n),
         "_latencies": watcher.latencies, "_writes": writes, "_position_writes": position_writes,
         "_events": len(events), "_window_s": window, "_lease_puts": delta[("leases", "", "PUT")],
@@ -561,6 +565,8 @@ def summarize(rounds: list[dict], n: int) -> dict:
     out["writes_breakdown_per_execution"] = {k: round(v / total, 2) for k, v in sorted(breakdown.items())}
     out["operator_cpu_ms_per_execution"] = round(sum(s["operator_cpu_seconds"] for s in sl) * 1000 / total, 1)
     out["operator_cpu_ms_per_execution_spread"] = spread([s["operator_cpu_ms_per_execution"] for s in sl], 1)
+    out["planner_passes_per_execution"] = spread([s["planner_passes_per_execution"] for s in sl])
+    out["planner_cpu_ms_per_execution"] = spread([s["planner_cpu_ms_per_execution"] for s in sl])
     return out
 
 
@@ -665,15 +671,16 @@ def public(d: dict) -> dict:
 
 
 def counter_value(url: str, name: str) -> float:
-    """A counter from a Prometheus text page (0 when absent)."""
+    """A counter from a Prometheus text page, summed over its labels (0 when absent)."""
+    total = 0.0
     try:
         with urllib.request.urlopen(url, timeout=5) as r:
             for line in r.read().decode().splitlines():
-                if line.startswith(name + " "):
-                    return float(line.split()[1])
+                if line.startswith((name + " ", name + "{")):
+                    total += float(line.rsplit(" ", 1)[1])
     except OSError:
         pass
-    return 0.0
+    return total
 
 
 def kubectl(kubeconfig: str, *args: str) -> str:

@@ -29,6 +29,7 @@ _TERMINAL = frozenset(p.value for p in TERMINAL_PHASES)  # as the API writes the
 
 SECONDS_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200)
 DISPATCH_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+PASS_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
 REMEMBERED = 100_000  # uids remembered to count each execution once; bounded, oldest forgotten
 
 
@@ -84,6 +85,10 @@ class Metrics:
         self.dispatch_latency = Histogram(
             "sluice_dispatch_latency_seconds", "Time from a running slot freeing to the next Job existing.",
             buckets=DISPATCH_BUCKETS, registry=self.registry)
+        self.planner_pass = Histogram(
+            "sluice_planner_pass_seconds", "CPU time of each planner pass: full (every waiter looked at, at "
+            "least every 10 s) or incremental (only what changed).", ["kind"], buckets=PASS_BUCKETS,
+            registry=self.registry)
         self.position_writes = Counter("sluice_position_writes_total",
                                        "Status writes made only to move a queue position or a start estimate.",
                                        registry=self.registry)

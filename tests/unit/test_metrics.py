@@ -189,3 +189,18 @@ def test_promises_stay_bounded_without_scrapes(monkeypatch):
     for i in range(5):
         m.status_written(execution(f"x{i}", status={"phase": "Queued", "estimatedStartAt": ts(i)}))
     assert list(m._promised) == ["uid-x2", "uid-x3", "uid-x4"]
+
+
+def test_each_planner_pass_is_timed_by_kind():
+    """The first pass after start is full (every waiter looked at), the next incremental: the
+    histogram's count per kind is the number of passes (bench/dispatch.py prints it per execution)."""
+    from sluice.dispatch.loop import Dispatcher
+
+    d = Dispatcher(kube=None, settings=Settings())
+    d.metrics = m = Metrics(lambda: d.view, Settings())
+    d.pass_once()
+    d.pass_once()
+    s = _samples(m)
+    assert s[_k("sluice_planner_pass_seconds_count", kind="full")] == 1
+    assert s[_k("sluice_planner_pass_seconds_count", kind="incremental")] == 1
+    assert s[_k("sluice_planner_pass_seconds_sum", kind="full")] >= 0

@@ -191,12 +191,13 @@ class Dispatcher(Intake):
         began = time.process_time()
         result = plan(self.view, self.settings, _now(), self.first_seen, self.memo,
                       dirty=self.view.take_dirty(), position_budget=budget)
+        spent = time.process_time() - began
         if full:
-            spent = time.process_time() - began
             self.full_pass_at = time.monotonic() + max(FULL_PASS_SECONDS, spent / FULL_PASS_CPU_SHARE)
         self.position_tokens -= result.position_writes
         self.act.carry_out(A.apply_plan(self.view, result, self.assumed))
         if self.metrics:
+            self.metrics.planner_pass.labels("full" if full else "incremental").observe(spent)
             if result.waiting == 0:
                 self.metrics.no_waiters()
             if result.position_writes:

@@ -68,10 +68,16 @@ def pct(values: list[float], q: float) -> float:
 
 
 class ApiServerMetrics:
-    """Reads apiserver_request_total straight from kube-apiserver's /metrics."""
+    """Reads apiserver_request_total straight from kube-apiserver's /metrics; made at the start
+    of a measured window, `since_start` gives the writes during it and its length."""
 
     def __init__(self, kubeconfig: str):
         self.kubeconfig = kubeconfig
+        self.start, self.started_at = self.writes(), time.monotonic()
+
+    def since_start(self) -> tuple[Counter, float]:
+        """(writes by (resource, subresource, verb) since the start, seconds since the start)."""
+        return self.writes() - self.start, time.monotonic() - self.started_at
 
     def writes(self) -> Counter:
         text = kubectl(self.kubeconfig, "get", "--raw", "/metrics")
@@ -248,7 +254,6 @@ def run_sluice(api_client, kubeconfig: str, log_dir: Path, n: int, capacity: int
         pods.start()
     time.sleep(1)
     metrics = ApiServerMetrics(kubeconfig)
-    before, window_start = metrics.writes(), time.monotonic()
     cpu_before = cpu_seconds(op.proc.pid, digits=3)  # start-up (imports, first lists) left out
     machine_before = machine_cpu(op.proc.pid)
     spy = start_profiler(op.proc.pid, profile) if profile else None
@@ -265,11 +270,10 @@ def run_sluice(api_client, kubeconfig: str, log_dir: Path, n: int, capacity: int
     ended = time.monotonic()
     elapsed = ended - t0
     time.sleep(6)  # let trailing writes (queue status, events) land
-    after, window = metrics.writes(), time.monotonic() - window_start
+    delta, window = metrics.since_start()
     watcher.stop_flag.set()
     if pods is not None:
         pods.stop_flag.set()
-    delta = after - before
     by_resource = Counter()
     for (res, sub, verb), v in delta.items():
         if (res, sub) in SLUICE_RESOURCES:
@@ -334,7 +338,6 @@ def run_baseline(api_client, kubeconfig: str, n: int, capacity: int, stages: boo
         pods.start()
     time.sleep(1)
     metrics = ApiServerMetrics(kubeconfig)
-    before, window_start = metrics.writes(), time.monotonic()
     machine_before = machine_cpu()
     batch = client.BatchV1Api(api_client)
     api = client.CustomObjectsApi(api_client)
@@ -390,7 +393,7 @@ def run_baseline(api_client, kubeconfig: str, n: int, capacity: int, stages: boo
     ended = time.monotonic()
     elapsed = ended - t0
     time.sleep(3)
-    delta, window = metrics.writes() - before, time.monotonic() - window_start
+    delta, window = metrics.since_start()
     machine = machine_cpu() - machine_before
     writes = sum(v for (res, sub, verb), v in delta.items() if (res, sub) in SLUICE_RESOURCES)
     watcher.stop_flag.set()
